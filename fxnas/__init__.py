@@ -1,0 +1,26 @@
+"""fxnas: neural architecture search as a compiler over torch.fx graphs."""
+
+from __future__ import annotations
+
+from . import candidates as _candidates  # noqa: F401  (registers candidate ops)
+from .api import searchify
+from .errors import ConfigError, FxnasError, PatternError, RegistryError, ShapeError, TraceError
+from .graph import trace
+from .passes.construct import construct, construct_fixed
+from .passes.materialize import materialize
+from .passes.patterns import PATTERNS, Pattern
+from .passes.rewrite import rewrite
+from .profilers.onnx_export import export_onnx
+from .registry import Registry
+from .slot import Slot, SlotSpec
+from .space import Categorical, Numerical, SearchSpace, TensorParam
+from .supernet import attach_space, mixed_ops, slots, space_of
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Categorical", "ConfigError", "FxnasError", "Numerical", "PATTERNS", "Pattern", "PatternError", "Registry",
+    "RegistryError", "SearchSpace", "ShapeError", "Slot", "SlotSpec", "TensorParam", "TraceError",
+    "attach_space", "construct", "construct_fixed", "export_onnx", "materialize", "mixed_ops", "rewrite",
+    "searchify", "slots", "space_of", "trace",
+]

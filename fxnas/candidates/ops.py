@@ -1,0 +1,79 @@
+"""Basic candidates: conv-bn-relu (NC), depthwise-separable (DW), identity (IDT), zero (NIL), original (ORIG)."""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+from ..slot import SlotSpec
+from .registry import CANDIDATES, require_conv_spec
+
+
+def conv_bn(cin: int, cout: int, k: int, stride: int = 1, groups: int = 1, dilation: int = 1,
+            act: type[nn.Module] | None = nn.ReLU) -> nn.Sequential:
+    """Conv2d (same padding, no bias) + BatchNorm2d (+ activation), as plain torch modules."""
+    layers: list[nn.Module] = [
+        nn.Conv2d(cin, cout, k, stride, padding=dilation * (k // 2), dilation=dilation, groups=groups, bias=False),
+        nn.BatchNorm2d(cout),
+    ]
+    if act is not None:
+        layers.append(act())
+    return nn.Sequential(*layers)
+
+
+@CANDIDATES.register_family(r"NC(\d+)", "NC3")
+def _nc(k: str):
+    def build(spec: SlotSpec) -> nn.Module:
+        cin, cout, s = require_conv_spec(f"NC{k}", spec)
+        return conv_bn(cin, cout, int(k), s)
+
+    return build
+
+
+@CANDIDATES.register_family(r"DW(\d+)", "DW3")
+def _dw(k: str):
+    def build(spec: SlotSpec) -> nn.Module:
+        cin, cout, s = require_conv_spec(f"DW{k}", spec)
+        return nn.Sequential(conv_bn(cin, cin, int(k), s, groups=cin), conv_bn(cin, cout, 1, act=None))
+
+    return build
+
+
+class Zero(nn.Module):
+    """Zeros of the slot's output shape (batch taken from the input): the NIL candidate."""
+
+    def __init__(self, out_shape: tuple[int, ...]) -> None:
+        super().__init__()
+        self.tail = tuple(int(d) for d in out_shape[1:])
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.new_zeros((x.shape[0],) + self.tail)
+
+
+@CANDIDATES.register("NIL")
+def nil(spec: SlotSpec) -> nn.Module:
+    """Zeros of the output shape."""
+    if spec.out_shape is None:
+        raise ValueError(f"NIL needs the output shape of slot {spec.name!r}; trace with example inputs")
+    return Zero(spec.out_shape)
+
+
+@CANDIDATES.register("IDT")
+def identity(spec: SlotSpec) -> nn.Module:
+    """Identity when shapes allow, else a strided 1x1 projection (or a Linear for 2-D slots)."""
+    if spec.in_shape == spec.out_shape:
+        return nn.Identity()
+    if spec.in_shape is not None and len(spec.in_shape) == 2:
+        return nn.Linear(spec.in_channels, spec.out_channels, bias=False)
+    cin, cout, s = require_conv_spec("IDT", spec)
+    return conv_bn(cin, cout, 1, s, act=None)
+
+
+@CANDIDATES.register("ORIG")
+def original(spec: SlotSpec) -> nn.Module:
+    """The original module with its weights (a copy)."""
+    if spec.original is None:
+        raise ValueError(f"slot {spec.name!r} has no original module for ORIG")
+    return copy.deepcopy(spec.original)

@@ -1,0 +1,30 @@
+"""Exceptions raised by fxnas; each names what was wrong and what would be valid."""
+
+from __future__ import annotations
+
+
+class FxnasError(Exception):
+    """Base class of every error fxnas raises on bad input."""
+
+
+class TraceError(FxnasError):
+    """A model could not be traced to an fx graph."""
+
+
+class PatternError(FxnasError):
+    """A pattern is unknown or matched nothing."""
+
+
+class RegistryError(FxnasError, KeyError):
+    """A name is not in a registry."""
+
+    def __str__(self) -> str:  # KeyError quotes its message; keep it readable
+        return str(self.args[0]) if self.args else ""
+
+
+class ConfigError(FxnasError):
+    """An experiment config or arch description is malformed."""
+
+
+class ShapeError(FxnasError):
+    """A candidate cannot produce the shape its slot needs."""

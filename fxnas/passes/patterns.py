@@ -1,0 +1,151 @@
+"""Patterns: which modules of a traced graph a rewrite pass turns into slots."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Union
+
+import torch.fx as fx
+from torch import nn
+
+from ..errors import PatternError
+from ..registry import Registry
+
+PATTERNS = Registry("pattern")
+
+
+@dataclass
+class Pattern:
+    """A module-level pattern: a predicate on (module, node), plus module types to keep as trace leaves."""
+
+    name: str
+    predicate: Callable[[nn.Module, fx.Node], bool]
+    leaf_types: tuple[type, ...] = field(default=())
+    doc: str = ""
+
+    def matches(self, gm: fx.GraphModule, node: fx.Node) -> bool:
+        """True when ``node`` calls a module this pattern selects."""
+        if node.op != "call_module":
+            return False
+        return bool(self.predicate(gm.get_submodule(node.target), node))
+
+
+PatternLike = Union[str, type, Pattern, Callable[..., bool]]
+
+
+def _conv(m: nn.Module) -> bool:
+    return isinstance(m, nn.Conv2d)
+
+
+def _k(m: nn.Module) -> int:
+    return m.kernel_size[0]
+
+
+def register_pattern(name: str, doc: str, leaf_types: tuple[type, ...] = ()) -> Callable[..., Any]:
+    """Decorator registering ``fn(module) -> bool`` as a named Pattern."""
+
+    def deco(fn: Callable[[nn.Module], bool]) -> Callable[[nn.Module], bool]:
+        PATTERNS.register(name, Pattern(name, lambda m, n: fn(m), leaf_types, doc))
+        return fn
+
+    return deco
+
+
+@register_pattern("conv", "any standard conv (groups == 1)")
+def _any_conv(m: nn.Module) -> bool:
+    return _conv(m) and m.groups == 1
+
+
+@register_pattern("conv3x3", "3x3 standard convs (groups == 1)")
+def _conv3(m: nn.Module) -> bool:
+    return _conv(m) and m.groups == 1 and _k(m) == 3
+
+
+@register_pattern("conv5x5", "5x5 standard convs (groups == 1)")
+def _conv5(m: nn.Module) -> bool:
+    return _conv(m) and m.groups == 1 and _k(m) == 5
+
+
+@register_pattern("dwconv", "depthwise convs (groups == in_channels > 1)")
+def _dw(m: nn.Module) -> bool:
+    return _conv(m) and m.groups > 1 and m.groups == m.in_channels
+
+
+@register_pattern("pwconv", "pointwise 1x1 convs (groups == 1)")
+def _pw(m: nn.Module) -> bool:
+    return _conv(m) and m.groups == 1 and _k(m) == 1
+
+
+@register_pattern("linear", "nn.Linear layers")
+def _linear(m: nn.Module) -> bool:
+    return isinstance(m, nn.Linear)
+
+
+def _block_types() -> dict[str, tuple[type, ...]]:
+    from torchvision.models import efficientnet, mnasnet, mobilenetv2, mobilenetv3, resnet
+
+    return {
+        "resnet_block": (resnet.BasicBlock, resnet.Bottleneck),
+        "inverted_residual": (mobilenetv2.InvertedResidual, mobilenetv3.InvertedResidual,
+                              mnasnet._InvertedResidual, efficientnet.MBConv),
+    }
+
+
+class _LazyBlockPattern(Pattern):
+    """Block patterns import torchvision only when used."""
+
+    def __init__(self, name: str, doc: str) -> None:
+        self.name, self.doc = name, doc
+
+    @property
+    def leaf_types(self) -> tuple[type, ...]:  # type: ignore[override]
+        return _block_types()[self.name]
+
+    def predicate(self, m: nn.Module, node: fx.Node) -> bool:  # type: ignore[override]
+        return isinstance(m, self.leaf_types)
+
+
+PATTERNS.register("resnet_block", _LazyBlockPattern("resnet_block", "torchvision ResNet BasicBlock/Bottleneck"))
+PATTERNS.register("inverted_residual", _LazyBlockPattern(
+    "inverted_residual", "inverted-residual blocks (MobileNetV2/V3, MNASNet, EfficientNet MBConv)"))
+
+
+def resolve_pattern(pattern: PatternLike | list[PatternLike]) -> Pattern:
+    """Turn a name, module type, predicate or Pattern (or a list: any of them) into a Pattern."""
+    if isinstance(pattern, Pattern):
+        return pattern
+    if isinstance(pattern, (list, tuple)):
+        parts = [resolve_pattern(p) for p in pattern]
+        leaves = tuple(t for p in parts for t in p.leaf_types)
+        return Pattern("|".join(p.name for p in parts),
+                       lambda m, n: any(p.predicate(m, n) for p in parts), leaves)
+    if isinstance(pattern, str):
+        if "," in pattern:
+            return resolve_pattern([p.strip() for p in pattern.split(",") if p.strip()])
+        try:
+            return PATTERNS.get(pattern)
+        except KeyError as e:
+            raise PatternError(str(e)) from None
+    if isinstance(pattern, type) and issubclass(pattern, nn.Module):
+        return Pattern(pattern.__name__, lambda m, n: isinstance(m, pattern), (pattern,))
+    if callable(pattern):
+        return _callable_pattern(pattern)
+    raise PatternError(
+        f"pattern must be a name ({', '.join(PATTERNS.names())}), an nn.Module type, a predicate on a "
+        f"module, or a callable on (GraphModule, Node); got {type(pattern).__name__}")
+
+
+def _callable_pattern(fn: Callable[..., bool]) -> Pattern:
+    import inspect
+
+    try:
+        n_args = len([p for p in inspect.signature(fn).parameters.values()
+                      if p.default is inspect.Parameter.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)])
+    except (TypeError, ValueError):
+        n_args = 1
+    name = getattr(fn, "__name__", "predicate")
+    if n_args >= 2:  # fn(gm, node): the pattern sees the graph
+        pat = Pattern(name, lambda m, n: False)
+        pat.matches = lambda gm, node: node.op == "call_module" and bool(fn(gm, node))  # type: ignore[method-assign]
+        return pat
+    return Pattern(name, lambda m, n: bool(fn(m)))
