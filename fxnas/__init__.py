@@ -11,6 +11,7 @@ from .passes.materialize import materialize
 from .passes.patterns import PATTERNS, Pattern
 from .passes.rewrite import rewrite
 from .profilers.onnx_export import export_onnx
+from .profilers.static import profile
 from .registry import Registry
 from .slot import Slot, SlotSpec
 from .space import Categorical, Numerical, SearchSpace, TensorParam
@@ -21,6 +22,6 @@ __version__ = "0.1.0"
 __all__ = [
     "Categorical", "ConfigError", "FxnasError", "Numerical", "PATTERNS", "Pattern", "PatternError", "Registry",
     "RegistryError", "SearchSpace", "ShapeError", "Slot", "SlotSpec", "TensorParam", "TraceError",
-    "attach_space", "construct", "construct_fixed", "export_onnx", "materialize", "mixed_ops", "rewrite",
+    "attach_space", "construct", "construct_fixed", "export_onnx", "materialize", "mixed_ops", "profile", "rewrite",
     "searchify", "slots", "space_of", "trace",
 ]

@@ -28,3 +28,7 @@ class ConfigError(FxnasError):
 
 class ShapeError(FxnasError):
     """A candidate cannot produce the shape its slot needs."""
+
+
+class ModelError(ConfigError):
+    """A model source (model file, torchvision builder, weights file) cannot be loaded."""

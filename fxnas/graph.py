@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import copy
+import re
 import traceback
-from typing import Any, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 import torch
 import torch.fx as fx
 from torch import nn
-from torch.fx.passes.shape_prop import ShapeProp
+from torch.fx.node import map_aggregate
+from torch.fx.passes.shape_prop import _extract_tensor_metadata
 
 from .errors import TraceError
 
@@ -25,6 +28,7 @@ class FxnasTracer(fx.Tracer):
         self.leaf_types = tuple(DEFAULT_LEAF_TYPES) + tuple(leaf_types)
         self.leaf_predicate = leaf_predicate
         self.current_path = ""
+        self.failed_path: str | None = None  # innermost module whose forward raised during tracing
 
     def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
         if self.leaf_types and isinstance(m, self.leaf_types):
@@ -38,6 +42,10 @@ class FxnasTracer(fx.Tracer):
         self.current_path = self.path_of_module(m)
         try:
             return super().call_module(m, forward, args, kwargs)
+        except Exception:
+            if self.failed_path is None:  # the exception passes every enclosing module: keep the innermost
+                self.failed_path = self.current_path
+            raise
         finally:
             self.current_path = outer
 
@@ -74,16 +82,62 @@ def symbolic_trace(
     try:
         graph = tracer.trace(model, concrete_args=concrete_args)
     except Exception as exc:  # fx raises many types; all mean "cannot trace"
-        where = tracer.current_path or "<root>"
-        mod = model.get_submodule(tracer.current_path) if tracer.current_path else model
+        path = tracer.failed_path or tracer.current_path
+        where = path or "<root>"
+        mod = model.get_submodule(path) if path else model
         raise TraceError(
             f"cannot trace {type(model).__name__}: in module {where!r} ({type(mod).__name__}) at "
             f"{_user_frame(exc)}: {type(exc).__name__}: {exc}. Fix: mark that module as a leaf "
             f"(trace(..., leaf_modules=[{type(mod).__name__}])), or pass concrete_args for "
             f"arguments that steer control flow."
         ) from exc
+    if concrete_args:
+        _default_concrete(graph, concrete_args)
     name = type(model).__name__
     return fx.GraphModule(tracer.root, graph, name)
+
+
+def _default_concrete(graph: fx.Graph, concrete_args: dict[str, Any]) -> None:
+    """Make each concrete arg's placeholder default to its traced value, so ``gm(x)`` passes fx's guard."""
+    for node in graph.nodes:
+        if node.op != "placeholder":
+            continue
+        base = re.sub(r"_\d+$", "", str(node.target))  # fx renames specialised args (double -> double_1)
+        key = node.target if node.target in concrete_args else base
+        if key in concrete_args and isinstance(concrete_args[key], (bool, int, float, str, type(None))):
+            node.args = (concrete_args[key],)
+
+
+class _ShapeRecorder(fx.Interpreter):
+    """ShapeProp without its stderr traceback: records ``tensor_meta`` and names the node that failed."""
+
+    def run_node(self, n: fx.Node) -> Any:
+        try:
+            result = super().run_node(n)
+        except Exception as exc:
+            where = f"node {n.name!r}" + (f" (module {n.target!r})" if n.op == "call_module" else "")
+            raise _NodeError(where, exc) from exc
+
+        found = False
+
+        def meta(obj: Any) -> Any:
+            nonlocal found
+            if isinstance(obj, torch.Tensor):
+                found = True
+                return _extract_tensor_metadata(obj)
+            return obj
+
+        value = map_aggregate(result, meta)
+        if found:  # as ShapeProp: only nodes producing tensors get tensor_meta
+            n.meta["tensor_meta"] = value
+        n.meta["type"] = type(result)
+        return result
+
+
+class _NodeError(Exception):
+    def __init__(self, where: str, exc: BaseException) -> None:
+        super().__init__(where)
+        self.where, self.exc = where, exc
 
 
 def propagate_shapes(gm: fx.GraphModule, example_inputs: Any) -> fx.GraphModule:
@@ -93,13 +147,14 @@ def propagate_shapes(gm: fx.GraphModule, example_inputs: Any) -> fx.GraphModule:
     gm.eval()
     try:
         with torch.no_grad():
-            ShapeProp(gm).propagate(*args)
-    except Exception as exc:
+            _ShapeRecorder(gm).run(*args)
+    except _NodeError as err:
         shapes = [tuple(a.shape) for a in args if isinstance(a, torch.Tensor)]
+        first = (str(err.exc).strip().splitlines() or [""])[0]
         raise TraceError(
-            f"running the traced graph on inputs of shape {shapes} failed: {type(exc).__name__}: {exc}. "
-            f"Check example_inputs / --input-shape match what the model expects."
-        ) from exc
+            f"running the traced graph on inputs of shape {shapes} failed at {err.where}: "
+            f"{type(err.exc).__name__}: {first}. Check example_inputs / --input-shape match what the model expects."
+        ) from err.exc
     finally:
         gm.train(was_training)
     return gm

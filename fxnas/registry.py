@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import difflib
 import re
-from typing import Any, Callable, Iterator
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from .errors import RegistryError
 
@@ -47,7 +48,7 @@ class Registry:
             if m:
                 return factory(*m.groups())
         close = difflib.get_close_matches(name, self.names(), n=3, cutoff=0.5)
-        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        hint = f"; did you mean {', '.join(close)}?" if close else ";"
         raise RegistryError(
             f"unknown {self.kind} {name!r}{hint} Valid {self.kind}s: {', '.join(self.names())}"
         )

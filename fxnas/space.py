@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator, Mapping, Sequence
+from typing import Any
 
 import torch
 from torch import nn
@@ -228,7 +229,7 @@ class SearchSpace:
     def derive(self) -> dict[str, Any]:
         """The discrete arch implied by the tensors (argmax over each categorical's weights)."""
         arch = self.current()
-        for name, t in self.tensors().items():
+        for t in self.tensors().values():
             owner = getattr(t, "categorical", None)
             if owner is not None and owner in self.params:
                 cat = self.params[owner]

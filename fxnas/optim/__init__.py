@@ -1,5 +1,6 @@
 """Search algorithms; importing this package registers them in OPTIMIZERS."""
 
-from .base import OPTIMIZERS, Optimizer, Result, arch_key
+from . import discrete, evolution, gradient, nsga2, smbo  # noqa: F401  (register the optimizers)
+from .base import OPTIMIZERS, GradientOptimizer, Optimizer, Result, arch_key
 
-__all__ = ["OPTIMIZERS", "Optimizer", "Result", "arch_key"]
+__all__ = ["OPTIMIZERS", "GradientOptimizer", "Optimizer", "Result", "arch_key"]

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 from ..registry import Registry
 from ..space import SearchSpace
@@ -70,3 +71,23 @@ class Optimizer:
 def _as_rng_state(s: Any) -> tuple:
     """random.getstate() survives JSON/YAML as nested lists; turn it back into tuples."""
     return (s[0], tuple(s[1]), s[2]) if isinstance(s, (list, tuple)) else s
+
+
+class GradientOptimizer(Optimizer):
+    """Optimizer of the space's TensorParams, driven by the SuperNet estimator.
+
+    The estimator calls ``step_arch(exp, train_batch, valid_batch)`` every ``arch_update_intv`` weight
+    steps and ``on_epoch_end(exp, epoch)`` after each epoch; ``next()`` returns the derived arch.
+    """
+
+    gradient = True
+
+    def next(self, n: int = 1) -> list[dict[str, Any]]:
+        return [self.space.derive()]
+
+    def step_arch(self, exp: Any, train_batch: Any, valid_batch: Any) -> dict[str, float]:
+        """One update of the arch params; returns scalars to log (e.g. the arch loss)."""
+        raise NotImplementedError
+
+    def on_epoch_end(self, exp: Any, epoch: int) -> None:
+        """Per-epoch schedule hook (temperature annealing...)."""

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import copy
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 import torch.fx as fx
 from torch import nn
 
 from ..candidates.mixed import MixedOp
 from ..errors import FxnasError
-from ..slot import Slot
 from ..supernet import detach_space, mixed_ops, replace_submodule, slots, space_of
 from .inline import inline_modules
 
@@ -47,6 +47,8 @@ def materialize(supernet: fx.GraphModule, arch: Mapping[str, Any] | None = None)
     leftovers = [n for n, m in net.named_modules() if _is_fxnas(m)]
     if leftovers:
         raise FxnasError(f"materialize left fxnas modules at {leftovers[:5]}; they could not be traced")
+    # the graph remembers fxnas's tracer class; pickles would then import fxnas, so use fx's own
+    net.graph._tracer_cls = None
     out = fx.GraphModule(net, net.graph, class_name="Subnet")
     out.train(supernet.training)
     return out

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Union
+from typing import Any
 
 import torch.fx as fx
 from torch import nn
@@ -30,7 +31,7 @@ class Pattern:
         return bool(self.predicate(gm.get_submodule(node.target), node))
 
 
-PatternLike = Union[str, type, Pattern, Callable[..., bool]]
+PatternLike = str | type | Pattern | Callable[..., bool]
 
 
 def _conv(m: nn.Module) -> bool:
@@ -139,8 +140,9 @@ def _callable_pattern(fn: Callable[..., bool]) -> Pattern:
     import inspect
 
     try:
+        positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
         n_args = len([p for p in inspect.signature(fn).parameters.values()
-                      if p.default is inspect.Parameter.empty and p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)])
+                      if p.default is inspect.Parameter.empty and p.kind in positional])
     except (TypeError, ValueError):
         n_args = 1
     name = getattr(fn, "__name__", "predicate")

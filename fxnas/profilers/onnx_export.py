@@ -43,11 +43,19 @@ def export_onnx(
     was = module.training
     module.eval()
     try:
-        with warnings.catch_warnings(), torch.no_grad():
+        with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            torch.onnx.export(module, args, str(path), dynamo=False, opset_version=opset,
-                              input_names=[f"input{i}" for i in range(len(args))], do_constant_folding=True)
-            expected = module(*args)
+            # exported with autograd on: under no_grad, nn.MultiheadAttention takes its fused fast path,
+            # aten::_native_multi_head_attention, which has no ONNX symbolic
+            try:
+                torch.onnx.export(module, args, str(path), dynamo=False, opset_version=opset,
+                                  input_names=[f"input{i}" for i in range(len(args))], do_constant_folding=True)
+            except Exception as exc:  # torch appends the whole TorchScript graph; keep the first line
+                first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+                raise FxnasError(f"ONNX export of {type(module).__name__} failed: {type(exc).__name__}: "
+                                 f"{first}") from exc
+            with torch.no_grad():
+                expected = module(*args)
     finally:
         module.train(was)
     if simplify:

@@ -1,0 +1,60 @@
+"""``fxnas search``: run an experiment config (a YAML path or a packaged config name) and show the best arch."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from ..errors import FxnasError
+
+
+def _fmt(v: Any) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def summary_table(summary: dict[str, Any]) -> Table:
+    """The best arch (param → value) and its metrics as a rich table."""
+    table = Table(title="best architecture", show_lines=False)
+    table.add_column("param / metric", style="cyan", no_wrap=True)
+    table.add_column("value", style="bold")
+    for k, v in summary["arch"].items():
+        table.add_row(str(k), _fmt(v))
+    table.add_section()
+    for k, v in summary["metrics"].items():
+        table.add_row(str(k), _fmt(v))
+    for k, v in summary.get("test_metrics", {}).items():
+        table.add_row(f"test_{k} (exported subnet)", _fmt(v))
+    return table
+
+
+@click.command("search")
+@click.option("-c", "--config", "config", required=True, metavar="FILE|NAME",
+              help="experiment YAML, or the name of a packaged config (e.g. demo)")
+@click.option("-o", "--override", "overrides", multiple=True, metavar="KEY.PATH=VALUE",
+              help="override a config value (YAML-typed), e.g. -o trainer.epochs=5; repeatable")
+@click.option("--resume", is_flag=True, help="continue the run from its checkpoint.pt")
+@click.option("--name", default=None, help="experiment name (output folder); default: the config's name")
+@click.option("--out-root", default=None, help="root of the output folders (default: the config's, exp/)")
+@click.option("--quiet", is_flag=True, help="no progress bars or per-result lines")
+@click.pass_context
+def search(ctx: click.Context, config: str, overrides: tuple[str, ...], resume: bool, name: str | None,
+           out_root: str | None, quiet: bool) -> None:
+    """Run a NAS experiment; outputs go to <out_root>/<name>/ (log, history, arch_best.yaml, checkpoints)."""
+    from ..config import build_experiment, load_config
+
+    console = Console(quiet=quiet, stderr=True)
+    try:
+        cfg = load_config(config, overrides, name=name, out_root=out_root)
+        exp = build_experiment(cfg, console=console, progress=not quiet)
+        summary = exp.run(resume=resume)
+    except FxnasError as exc:
+        click.echo(f"Error: {' '.join(str(exc).split())}", err=True)
+        ctx.exit(2)
+    except KeyboardInterrupt:
+        click.echo("interrupted; continue with --resume", err=True)
+        ctx.exit(130)
+    Console().print(summary_table(summary))
+    click.echo(f"outputs: {summary['out_dir']}")

@@ -1,0 +1,85 @@
+"""``fxnas searchify``: turn a model file into a supernet, show its slots and write a space file."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import click
+
+from ..errors import FxnasError
+from ..modelfile import parse_kwargs, parse_shape, parse_source
+from ..spacefile import SpaceRecipe, write_space
+from ..supernet import space_of
+
+
+class ShapeType(click.ParamType):
+    """A click type for ``1,3,32,32``; anything else is a usage error naming the expected form."""
+
+    name = "shape"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> tuple[int, ...]:
+        if isinstance(value, tuple):
+            return value
+        try:
+            return parse_shape(value)
+        except FxnasError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+def _fmt_shape(shape: Any) -> str:
+    return "x".join(str(d) for d in shape) if shape else "-"
+
+
+def slot_table(net: Any, specs: dict[str, Any], title: str) -> Any:
+    """A rich Table of the slots: name, original op, in/out shape, stride, candidates."""
+    from rich.table import Table
+
+    space = space_of(net)
+    table = Table(title=title)
+    for col in ("slot", "original", "in", "out", "stride", "candidates"):
+        table.add_column(col, overflow="fold")
+    for name, spec in specs.items():
+        d = spec.describe()
+        cands = ",".join(space[name].choices) if name in space else "-"
+        table.add_row(name, d["original"] or "-", _fmt_shape(d["in_shape"]), _fmt_shape(d["out_shape"]),
+                      str(d["stride"]), cands)
+    return table
+
+
+@click.command("searchify")
+@click.argument("model")
+@click.option("--pattern", "-p", default="conv3x3", show_default=True,
+              help="Pattern name(s), comma-separated (conv3x3, conv5x5, conv, dwconv, pwconv, linear, "
+                   "resnet_block, inverted_residual).")
+@click.option("--candidates", "-c", default="ORIG", show_default=True,
+              help="Comma-separated candidate names (NC3, DW5, MB3E6, IDT, NIL, ORIG...).")
+@click.option("--input-shape", "-s", type=ShapeType(), default="1,3,32,32", show_default=True,
+              help="Example input shape, comma-separated.")
+@click.option("--weights", "-w", type=click.Path(dir_okay=False), default=None,
+              help="A local state dict (.pth) loaded into the model first.")
+@click.option("--arg", "-a", "model_args", multiple=True, metavar="KEY=VALUE",
+              help="Keyword argument for the model builder (repeatable), e.g. num_classes=10.")
+@click.option("--mixed-op", default="Index", show_default=True, help="Mixed op (Index, SoftmaxSum).")
+@click.option("--seed", default=0, show_default=True, help="Seed for model and candidate initialisation.")
+@click.option("--out", "-o", type=click.Path(dir_okay=False), default=None,
+              help="Write a space file (YAML) from which the same supernet is re-created.")
+def searchify(model: str, pattern: str, candidates: str, input_shape: tuple[int, ...], weights: str | None,
+              model_args: tuple[str, ...], mixed_op: str, seed: int, out: str | None) -> None:
+    """Find the slots PATTERN matches in MODEL (model.py, model.py:build or torchvision:resnet18)."""
+    from rich.console import Console
+
+    source = parse_source(model, parse_kwargs(model_args))
+    recipe = SpaceRecipe(source, input_shape, pattern, candidates, mixed_op, weights=weights, seed=seed)
+    t0 = time.perf_counter()
+    net, specs = recipe.build()
+    secs = time.perf_counter() - t0
+    space = space_of(net)
+    console = Console(width=max(120, Console().width))
+    console.print(slot_table(net, specs, f"{source.spec()}: {len(specs)} slots matching {pattern!r}"))
+    n_params = sum(p.numel() for p in net.parameters())
+    console.print(f"space size: {space.size():.6g} archs over {len(space.discrete())} params; "
+                  f"supernet params: {n_params:,}; built in {secs:.2f}s")
+    if out:
+        write_space(out, recipe, net, specs)
+        console.print(f"space file written to {out}")

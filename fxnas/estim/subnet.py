@@ -1,0 +1,168 @@
+"""The SubNet estimator: materialise each proposed arch, train it from scratch, evaluate it on the valid split."""
+
+from __future__ import annotations
+
+import copy
+import zlib
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+import torch
+import torch.fx as fx
+from torch import nn
+
+from ..errors import ConfigError
+from ..optim.base import Result, arch_key
+from ..passes.materialize import materialize
+from ..supernet import mixed_ops, space_of
+from ..train.bn import recalibrate_bn
+from ..train.data import fixed_batches
+from .base import ESTIMATORS, Estimator
+
+if TYPE_CHECKING:
+    from ..routine import Experiment
+    from ..train.data import DataBundle
+    from ..train.trainer import Trainer
+
+
+def arch_seed(seed: int, arch: Mapping[str, Any]) -> int:
+    """A seed fixed by (seed, arch): an arch trains the same whatever the evaluation order (resume, workers)."""
+    return (int(seed) * 1_000_003 + zlib.crc32(repr(arch_key(arch)).encode())) % (2**31)
+
+
+def count_params(module: nn.Module) -> int:
+    """Number of parameters of ``module``."""
+    return sum(p.numel() for p in module.parameters())
+
+
+def reset_weights(module: nn.Module) -> None:
+    """Re-initialise every submodule that has ``reset_parameters`` (convs, linears, norms...)."""
+    for m in module.modules():
+        if m is not module and callable(getattr(m, "reset_parameters", None)):
+            m.reset_parameters()
+        elif isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.reset_running_stats()
+
+
+def single_path(supernet: nn.Module) -> bool:
+    """True when applying an arch makes the supernet run exactly that subnet (no mixed op weighs candidates)."""
+    return not any(getattr(op, "uses_alpha", False) for op in mixed_ops(supernet).values())
+
+
+def fit_subnet(supernet: fx.GraphModule, arch: Mapping[str, Any], data: DataBundle, trainer: Trainer,
+               epochs: int | None = None, seed: int = 0, from_scratch: bool = True,
+               eval_split: str = "valid", eval_steps: int | None = None,
+               bn_steps: int = 0) -> tuple[dict[str, float], nn.Module]:
+    """(metrics, trained module) of ``arch`` trained with a fresh copy of ``trainer`` for ``epochs``.
+
+    The module is a copy of the supernet with ``arch`` applied when the supernet is single-path (so its
+    weights can go back into the supernet), else the materialised subnet. The supernet is untouched; weights
+    are re-initialised (``from_scratch``) under a seed fixed by (seed, arch); global RNGs are left as they were.
+    ``bn_steps`` > 0 re-estimates BN statistics on that many fixed train batches before evaluating (after a
+    short training the running averages lag behind the weights; the exported subnet is recalibrated too).
+    Metrics: the trainer's (acc/loss or neg_mse/...), plus ``params`` (of the materialised subnet) and
+    ``train_loss``.
+    """
+    loader = getattr(data, eval_split, None)
+    if loader is None:
+        raise ConfigError(f"the data has no {eval_split!r} split")
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(arch_seed(seed, arch))
+        sub = materialize(supernet, arch)
+        n_params = count_params(sub)
+        if single_path(supernet):
+            net: nn.Module = copy.deepcopy(supernet)
+            space_of(net).apply(arch)
+        else:
+            net = sub
+        if from_scratch:
+            reset_weights(net)
+        t = trainer.clone(**({} if epochs is None else {"epochs": int(epochs)}))
+        stats = t.fit(net, data.train) if t.epochs > 0 else []
+        if bn_steps:
+            recalibrate_bn(net, fixed_batches(data.train, bn_steps), bn_steps, device=t.device)
+        metrics = t.evaluate(net, loader, eval_steps)
+    metrics["params"] = float(n_params)
+    if stats:
+        metrics["train_loss"] = stats[-1]["loss"]
+    return metrics, net
+
+
+def train_subnet(supernet: fx.GraphModule, arch: Mapping[str, Any], data: DataBundle, trainer: Trainer,
+                 epochs: int | None = None, seed: int = 0, from_scratch: bool = True,
+                 eval_split: str = "valid", eval_steps: int | None = None, bn_steps: int = 0) -> dict[str, float]:
+    """Metrics of ``arch`` trained from scratch (see fit_subnet); the supernet is untouched."""
+    return fit_subnet(supernet, arch, data, trainer, epochs, seed, from_scratch, eval_split, eval_steps,
+                      bn_steps)[0]
+
+
+@ESTIMATORS.register("SubNet")
+class SubNet(Estimator):
+    """Discrete search by training every proposed arch from scratch: ``budget`` archs, ``batch_size`` per round.
+
+    ``epochs`` (default: the trainer's) epochs per arch with a fresh copy of the experiment's trainer config.
+    ``bn_steps`` train batches re-estimate BN statistics before each evaluation (0: off).
+    Afterwards the supernet holds the best arch's trained weights (``keep_best``), so the experiment's
+    exported subnet and its test metrics are those of the trained arch.
+    """
+
+    def __init__(self, epochs: int | None = None, budget: int = 10, batch_size: int = 1, from_scratch: bool = True,
+                 eval_split: str = "valid", eval_steps: int | None = None, keep_best: bool = True,
+                 bn_steps: int = 10, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if budget < 1 or batch_size < 1 or bn_steps < 0 or (epochs is not None and epochs < 0):
+            raise ConfigError(f"SubNet needs budget >= 1, batch_size >= 1, bn_steps >= 0 and epochs >= 0; got "
+                              f"budget={budget}, batch_size={batch_size}, bn_steps={bn_steps}, epochs={epochs}")
+        self.epochs, self.budget, self.batch_size = epochs, int(budget), int(batch_size)
+        self.from_scratch, self.eval_split, self.eval_steps = from_scratch, eval_split, eval_steps
+        self.keep_best, self.bn_steps = keep_best, int(bn_steps)
+        self._best: tuple[float, tuple, dict[str, torch.Tensor]] | None = None  # (score, arch key, weights)
+
+    def _fit(self, exp: Experiment, arch: Mapping[str, Any]) -> tuple[dict[str, float], nn.Module]:
+        assert exp.model is not None and exp.data is not None and exp.trainer is not None
+        return fit_subnet(exp.model, arch, exp.data, exp.trainer, self.epochs, exp.seed, self.from_scratch,
+                          self.eval_split, self.eval_steps, self.bn_steps)
+
+    def evaluate_arch(self, exp: Experiment, arch: Mapping[str, Any]) -> dict[str, float]:
+        """Train ``arch`` from scratch and return its metrics (keeping the weights of the best so far)."""
+        metrics, net = self._fit(exp, arch)
+        if self.keep_best and single_path(exp.model):  # type: ignore[arg-type]
+            try:
+                score = exp.score(Result(dict(arch), metrics))
+            except ConfigError:  # no objective metric in these metrics: nothing to rank
+                return metrics
+            if self._best is None or score > self._best[0]:
+                self._best = (score, arch_key(arch), {k: v.detach().clone() for k, v in net.state_dict().items()})
+        return metrics
+
+    def load_best(self, exp: Experiment, results: list[Result]) -> None:
+        """Put the trained weights of the best of ``results`` into the supernet (retrained when not kept)."""
+        if not results or exp.model is None or not single_path(exp.model):
+            return
+        best = max(results, key=exp.score)
+        if self._best is not None and self._best[1] == arch_key(best.arch):
+            state = self._best[2]
+        else:  # e.g. found before a resume: training is deterministic per (seed, arch), so retrain it
+            state = self._fit(exp, best.arch)[1].state_dict()
+        exp.model.load_state_dict(state)
+        exp.space.apply(best.arch)  # type: ignore[union-attr]
+        exp.log(f"SubNet: the supernet now holds the trained weights of {best.arch}")
+
+    def run(self, exp: Experiment) -> list[Result]:
+        """Propose → train from scratch → step, for ``budget`` archs (resumable through exp.evaluate_loop)."""
+        check_discrete(exp, "SubNet")
+        results = exp.evaluate_loop(lambda arch: self.evaluate_arch(exp, arch), self.budget, self.batch_size)
+        if self.keep_best:
+            self.load_best(exp, results)
+        self._best = None
+        return results
+
+
+def check_discrete(exp: Experiment, who: str) -> None:
+    """ConfigError unless ``exp`` has a supernet, data, a trainer and a discrete optimizer."""
+    missing = [n for n in ("model", "data", "trainer", "optimizer") if getattr(exp, n, None) is None]
+    if missing:
+        raise ConfigError(f"{who} needs {', '.join(missing)} in the experiment")
+    if getattr(exp.optimizer, "gradient", False):
+        raise ConfigError(f"{who} needs a discrete optimizer (Random, Evolution, ...), got gradient optimizer "
+                          f"{type(exp.optimizer).__name__}; use the SuperNet estimator for gradient methods")

@@ -1,0 +1,147 @@
+"""The Uniform estimator (SPOS, Guo et al. 2020): train the supernet on uniformly sampled paths, then search it.
+
+Search evaluates each candidate with the shared weights: apply the arch, re-estimate BatchNorm statistics on a
+few fixed train batches, evaluate on the valid split, then put the BN statistics and the previous arch back,
+so evaluating never changes the supernet.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import torch
+import torch.fx as fx
+
+from ..errors import ConfigError
+from ..optim.base import Result
+from ..supernet import mixed_ops, space_of
+from ..train.bn import bn_state, load_bn_state, recalibrate_bn
+from ..train.data import fixed_batches
+from .base import ESTIMATORS
+from .default import Default
+from .subnet import check_discrete, count_params
+
+if TYPE_CHECKING:
+    from torch.utils.data import DataLoader
+
+    from ..routine import Experiment
+    from ..train.data import DataBundle
+    from ..train.trainer import Trainer
+
+
+def check_single_path(supernet: fx.GraphModule, who: str) -> None:
+    """ConfigError when a mixed op weighs all candidates (e.g. SoftmaxSum): paths cannot be sampled."""
+    bad = [p for p, op in mixed_ops(supernet).items() if getattr(op, "uses_alpha", False)]
+    if bad:
+        raise ConfigError(f"{who} trains one path at a time and needs single-path mixed ops "
+                          f"(searchify(..., mixed_op='Index')); {bad[:3]} weigh every candidate")
+
+
+def train_supernet_uniform(supernet: fx.GraphModule, data: DataBundle, trainer: Trainer, epochs: int | None = None,
+                           seed: int = 0) -> list[dict[str, float]]:
+    """SPOS training: each weight step runs one uniformly sampled path (seeded by seed, epoch, step)."""
+    check_single_path(supernet, "train_supernet_uniform")
+    space = space_of(supernet)
+    n = trainer.epochs if epochs is None else int(epochs)
+    if trainer.optimizer is None:
+        trainer.configure(supernet, trainer.steps_for(data.train), epochs=n)
+    stats = []
+    for e in range(n):
+        def sample(step: int, batch: Any, e: int = e) -> None:
+            space.apply(space.sample(random.Random(f"{seed}:{e}:{step}")))
+
+        stats.append(trainer.train_epoch(supernet, data.train, e, before_step=sample))
+    return stats
+
+
+def evaluate_shared(supernet: fx.GraphModule, arch: Mapping[str, Any], trainer: Trainer, valid: DataLoader,
+                    bn_batches: Sequence[Any] | DataLoader, bn_steps: int | None = None,
+                    eval_steps: int | None = None, params: bool = True) -> dict[str, float]:
+    """Metrics of ``arch`` with the supernet's weights, after BN recalibration on ``bn_batches``.
+
+    The supernet's BN statistics and current arch are restored afterwards; weights are never written.
+    ``params`` adds the parameter count of the materialised subnet.
+    """
+    space = space_of(supernet)
+    previous = space.current()
+    saved = bn_state(supernet)
+    try:
+        space.apply(arch)
+        with torch.random.fork_rng(devices=[]):
+            steps = bn_steps if bn_steps is not None else len(bn_batches)
+            if steps:
+                recalibrate_bn(supernet, bn_batches, steps, device=trainer.device)
+            metrics = trainer.evaluate(supernet, valid, eval_steps)
+    finally:
+        load_bn_state(supernet, saved)
+        space.apply(previous)
+    if params:
+        from ..passes.materialize import materialize
+
+        metrics["params"] = float(count_params(materialize(supernet, arch)))
+    return metrics
+
+
+@ESTIMATORS.register("Uniform")
+class Uniform(Default):
+    """SPOS: ``epochs`` of uniform single-path supernet training, then ``budget`` arch evaluations.
+
+    Each candidate is applied, its BN statistics recalibrated on ``bn_steps`` fixed train batches, and
+    evaluated on the valid split (``eval_steps`` batches at most); BN stats are restored afterwards.
+    ``batch_size`` archs are proposed per optimizer round.
+    """
+
+    def __init__(self, epochs: int | None = None, budget: int = 20, batch_size: int = 1, bn_steps: int = 10,
+                 eval_steps: int | None = None, params: bool = True, **kwargs: Any) -> None:
+        super().__init__(epochs=epochs, eval_steps=eval_steps, **kwargs)
+        if budget < 1 or batch_size < 1 or bn_steps < 0:
+            raise ConfigError(f"Uniform needs budget >= 1, batch_size >= 1, bn_steps >= 0; got budget={budget}, "
+                              f"batch_size={batch_size}, bn_steps={bn_steps}")
+        self.budget, self.batch_size, self.bn_steps, self.params = int(budget), int(batch_size), int(bn_steps), params
+        self._bn_batches: list[Any] | None = None
+        self.train_stats: list[dict[str, float]] = []  # per supernet epoch
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "train_stats": list(self.train_stats)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.train_stats = list(state.get("train_stats", []))
+
+    # --- training phase (Default's resumable epoch loop) --------------------------------------------
+    def start(self, exp: Experiment) -> None:
+        check_discrete(exp, "Uniform")
+        check_single_path(exp.model, "Uniform")  # type: ignore[arg-type]
+        super().start(exp)
+
+    def before_step(self, exp: Experiment, batch: Any) -> None:
+        # seeded by (seed, epoch, step): a resumed run samples the same paths
+        rng = random.Random(f"{exp.seed}:{self.epoch}:{self.step}")
+        exp.space.apply(exp.space.sample(rng))  # type: ignore[union-attr]
+
+    def finish_epoch(self, exp: Experiment) -> Result:
+        """Record the epoch's training loss, marked unranked (a random path must not compete with the search)."""
+        metrics = {f"train_{k}": s / max(c, 1) for k, (s, c) in self.sums.items()}
+        self.train_stats.append(metrics)
+        info = {"epoch": self.epoch + 1, "estimator": "Uniform", "phase": "supernet", "rank": False}
+        result = exp.record(Result(exp.space.current(), metrics, info))  # type: ignore[union-attr]
+        self.epoch, self.step, self.sums = self.epoch + 1, 0, {}
+        exp.checkpoint()
+        return result
+
+    # --- search phase ---------------------------------------------------------------------------------
+    def evaluate_arch(self, exp: Experiment, arch: Mapping[str, Any]) -> dict[str, float]:
+        """Shared-weight metrics of ``arch`` (BN recalibrated, supernet restored)."""
+        assert exp.data is not None and exp.trainer is not None
+        if self._bn_batches is None:
+            self._bn_batches = fixed_batches(exp.data.train, self.bn_steps)
+        return evaluate_shared(exp.model, arch, exp.trainer, getattr(exp.data, self.eval_split),  # type: ignore
+                               self._bn_batches, None, self.eval_steps, self.params)
+
+    def run(self, exp: Experiment) -> list[Result]:
+        """Train the supernet (skipped when already done), then search it with the experiment's optimizer."""
+        check_discrete(exp, "Uniform")
+        super().run(exp)
+        return exp.evaluate_loop(lambda a: self.evaluate_arch(exp, a), self.budget, self.batch_size)

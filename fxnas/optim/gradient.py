@@ -1,0 +1,365 @@
+"""Gradient (one-shot) optimizers of the space's alphas: DARTS, BinaryGate, GumbelAnnealing, REINFORCE, DirectGrad.
+
+Each is driven by the SuperNet estimator through ``step_arch(exp, train_batch, valid_batch)`` and
+``on_epoch_end(exp, epoch)`` and uses only ``exp.model`` (the supernet), ``exp.trainer`` (``loss(model, batch)``
+and, for unrolled DARTS, the weight ``optimizer``) and ``exp.device``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..candidates.mixed_gradient import GumbelSum, fixed_arch, rescale_binary_gates
+from ..errors import ConfigError
+from ..space import Categorical, SearchSpace, TensorParam
+from .base import OPTIMIZERS, GradientOptimizer
+
+DARTS_ADAM = {"lr": 3e-4, "betas": (0.5, 0.999), "weight_decay": 1e-3, "eps": 1e-8}
+PROXYLESS_ADAM = {"lr": 6e-3, "betas": (0.0, 0.999), "weight_decay": 0.0, "eps": 1e-8}
+
+
+def _darts_cell(space: SearchSpace) -> dict[str, Any]:
+    from ..spaces.darts import darts_derive
+
+    return darts_derive(space)
+
+
+# how a gradient optimizer turns alphas into an arch: argmax per param, or DARTS's top-2 edges per node
+DERIVE = {"argmax": SearchSpace.derive, "darts_cell": _darts_cell}
+
+
+class AlphaOptimizer(GradientOptimizer):
+    """Adam over the space's TensorParams; subclasses say which loss gives the arch gradient."""
+
+    adam_defaults: Mapping[str, Any] = DARTS_ADAM
+
+    def __init__(self, space: SearchSpace, seed: int | None = 0, lr: float | None = None,
+                 betas: Sequence[float] | None = None, weight_decay: float | None = None, eps: float | None = None,
+                 derive: str = "argmax", **kwargs: Any) -> None:
+        super().__init__(space, seed, **kwargs)
+        if derive not in DERIVE:
+            raise ConfigError(f"{type(self).__name__}: derive must be one of {sorted(DERIVE)}, got {derive!r}")
+        self.derive = derive
+        d = self.adam_defaults
+        self.adam_options = {"lr": float(d["lr"] if lr is None else lr),
+                             "betas": tuple(float(b) for b in (d["betas"] if betas is None else betas)),
+                             "weight_decay": float(d["weight_decay"] if weight_decay is None else weight_decay),
+                             "eps": float(d["eps"] if eps is None else eps)}
+        self._prepare_space()
+        self.names = list(space.tensors())
+        self.params = [space.tensors()[n].value for n in self.names]
+        if not self.params:
+            raise ConfigError(f"{type(self).__name__} needs architecture weights (TensorParams) in the space; "
+                              f"construct with a gradient mixed op: SoftmaxSum, BinaryGate, BinaryGateUniform, "
+                              f"GumbelSum")
+        self.adam = torch.optim.Adam(self.params, **self.adam_options)
+        self.arch_steps = 0
+
+    def _prepare_space(self) -> None:
+        """Hook: add TensorParams the optimizer needs before Adam is built."""
+
+    def best(self) -> dict[str, Any]:
+        """The arch the alphas imply: argmax per param, or the DARTS cell rule (``derive: darts_cell``)."""
+        return DERIVE[self.derive](self.space)
+
+    def next(self, n: int = 1) -> list[dict[str, Any]]:
+        return [self.best()]
+
+    # --- gradients ----------------------------------------------------------------------------------
+    def _grads(self, loss: torch.Tensor) -> list[torch.Tensor]:
+        """d loss / d alphas only (weights' .grad stay untouched); unused alphas get zeros."""
+        got = torch.autograd.grad(loss, self.params, allow_unused=True)
+        return [torch.zeros_like(p) if g is None else g for p, g in zip(self.params, got)]
+
+    def _apply(self, grads: Sequence[torch.Tensor]) -> None:
+        for p, g in zip(self.params, grads):
+            p.grad = g.detach().to(p.dtype)
+        self.adam.step()
+        for p in self.params:
+            p.grad = None
+        self.arch_steps += 1
+
+    @staticmethod
+    def _loss(exp: Any, batch: Any) -> torch.Tensor:
+        was = exp.model.training
+        exp.model.train()  # arch steps use batch statistics, as the weight steps do
+        try:
+            return exp.trainer.loss(exp.model, batch)
+        finally:
+            exp.model.train(was)
+
+    def step_arch(self, exp: Any, train_batch: Any, valid_batch: Any) -> dict[str, float]:
+        """One Adam step on the alphas along the gradient of ``arch_loss``."""
+        loss, grads = self.arch_gradient(exp, train_batch, valid_batch)
+        self._apply(grads)
+        return {"arch_loss": float(loss.detach())}
+
+    def arch_gradient(self, exp: Any, train_batch: Any, valid_batch: Any) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """(loss, gradient of the alphas) of one step; the default is the first-order one on the valid batch."""
+        loss = self._loss(exp, valid_batch)
+        return loss, self._grads(loss)
+
+    # --- state --------------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """RNG, Adam state, alpha values and step count."""
+        return {**super().state_dict(), "adam": self.adam.state_dict(), "arch_steps": self.arch_steps,
+                "alphas": {n: p.detach().cpu().clone() for n, p in zip(self.names, self.params)}}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore state_dict (alphas in place, so the supernet keeps sharing them)."""
+        super().load_state_dict(state)
+        with torch.no_grad():
+            for n, p in zip(self.names, self.params):
+                if n in state.get("alphas", {}):
+                    p.copy_(torch.as_tensor(state["alphas"][n]).to(p.device))
+        self.adam.load_state_dict(state["adam"])
+        self.arch_steps = int(state.get("arch_steps", 0))
+
+
+@OPTIMIZERS.register("DARTS")
+class DARTS(AlphaOptimizer):
+    """DARTS: Adam on alphas along d L_valid / d alpha (first order) or its unrolled second-order estimate.
+
+    ``unrolled=True``: w' = w - xi * (grad_w L_train + momentum buffer + weight decay), then
+    grad = d L_valid(w', a)/da - xi * (d L_train(w+, a)/da - d L_train(w-, a)/da) / (2 eps), with
+    w± = w ± eps * d L_valid(w', a)/dw', eps = r / ||d L_valid / dw'|| (DARTS's finite-difference
+    Hessian-vector product). ``xi`` defaults to the weight optimizer's current lr. ``one_level=True``
+    uses the train batch for the arch loss too.
+    """
+
+    def __init__(self, space: SearchSpace, seed: int | None = 0, unrolled: bool = False, one_level: bool = False,
+                 xi: float | None = None, r: float = 1e-2, **kwargs: Any) -> None:
+        super().__init__(space, seed, **kwargs)
+        self.unrolled, self.one_level, self.xi, self.r = bool(unrolled), bool(one_level), xi, float(r)
+
+    def arch_gradient(self, exp: Any, train_batch: Any, valid_batch: Any) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        batch = train_batch if self.one_level else valid_batch
+        if not self.unrolled:
+            loss = self._loss(exp, batch)
+            return loss, self._grads(loss)
+        return self._unrolled(exp, train_batch, batch)
+
+    def _unrolled(self, exp: Any, train_batch: Any, valid_batch: Any) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        model: nn.Module = exp.model
+        weights = [p for p in model.parameters() if p.requires_grad]
+        wopt = exp.trainer.optimizer
+        groups = {id(p): g for g in (wopt.param_groups if wopt is not None else []) for p in g["params"]}
+        eta = self.xi if self.xi is not None else _lr(wopt)
+        saved = [w.detach().clone() for w in weights]
+        buffers = [b.detach().clone() for b in model.buffers()]  # the extra forwards must not move BN stats
+        try:
+            # virtual step w' = w - eta * (g + wd * w + momentum * buf), as the weight optimizer would take
+            g_train = _grads_or_zero(self._loss(exp, train_batch), weights)
+            with torch.no_grad():
+                for w, g in zip(weights, g_train):
+                    group = groups.get(id(w), {})
+                    d = g + float(group.get("weight_decay", 0.0)) * w
+                    buf = wopt.state.get(w, {}).get("momentum_buffer") if wopt is not None else None
+                    if buf is not None:
+                        d = d + float(group.get("momentum", 0.0)) * buf
+                    w.sub_(eta * d)
+            loss = self._loss(exp, valid_batch)
+            got = _grads_or_zero(loss, self.params + weights)
+            d_alpha, d_w = got[:len(self.params)], got[len(self.params):]
+            # finite-difference Hessian-vector product around the real weights w
+            norm = torch.sqrt(sum((v.detach() ** 2).sum() for v in d_w)) if d_w else torch.tensor(0.0)
+            if float(norm) > 0:
+                eps = self.r / float(norm)
+                grads_pm = []
+                for sign in (1.0, -1.0):
+                    with torch.no_grad():
+                        for w, s, v in zip(weights, saved, d_w):
+                            w.copy_(s + sign * eps * v)
+                    grads_pm.append(self._grads(self._loss(exp, train_batch)))
+                d_alpha = [da - eta * (gp - gn) / (2 * eps) for da, gp, gn in zip(d_alpha, *grads_pm)]
+        finally:
+            with torch.no_grad():
+                for w, s in zip(weights, saved):
+                    w.copy_(s)
+                for b, s in zip(model.buffers(), buffers):
+                    b.copy_(s)
+        return loss, d_alpha
+
+
+def _lr(wopt: Any) -> float:
+    if wopt is None:
+        raise ConfigError("unrolled DARTS needs exp.trainer.optimizer (or the xi option)")
+    return float(wopt.param_groups[0]["lr"])
+
+
+def _grads_or_zero(loss: torch.Tensor, params: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+    got = torch.autograd.grad(loss, list(params), allow_unused=True)
+    return [torch.zeros_like(p) if g is None else g.detach() for p, g in zip(params, got)]
+
+
+@OPTIMIZERS.register("DirectGrad")
+class DirectGrad(AlphaOptimizer):
+    """One-level: alphas follow the gradient of the training loss (on the train batch), as the weights do."""
+
+    def arch_gradient(self, exp: Any, train_batch: Any, valid_batch: Any) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        loss = self._loss(exp, train_batch)
+        return loss, self._grads(loss)
+
+
+@OPTIMIZERS.register("DirectGradBiLevel")
+class DirectGradBiLevel(AlphaOptimizer):
+    """Bi-level first order: alphas follow the gradient of the loss on the held-out (valid) batch."""
+
+
+@OPTIMIZERS.register("BinaryGate")
+class BinaryGate(AlphaOptimizer):
+    """ProxylessNAS gradient (Proxyless-G): Adam on alphas with the two-path binary-gate gradient on the valid
+    batch, then the rescale that keeps unsampled alphas fixed (use mixed_op BinaryGate)."""
+
+    adam_defaults = PROXYLESS_ADAM
+
+    def step_arch(self, exp: Any, train_batch: Any, valid_batch: Any) -> dict[str, float]:
+        for op in _binary_ops(exp.model):
+            op.involved = []  # paths sampled by weight steps are not this update's
+        before = {id(p): p.detach().clone() for p in self.params}
+        loss, grads = self.arch_gradient(exp, train_batch, valid_batch)
+        self._apply(grads)
+        n = rescale_binary_gates(exp.model, before)
+        return {"arch_loss": float(loss.detach()), "rescaled": float(n)}
+
+
+def _binary_ops(model: nn.Module) -> list[Any]:
+    from ..candidates.mixed_gradient import binary_gate_ops
+
+    return binary_gate_ops(model)
+
+
+@OPTIMIZERS.register("GumbelAnnealing")
+class GumbelAnnealing(AlphaOptimizer):
+    """SNAS: alphas trained through GumbelSum weights; temperature = max(min_temperature,
+    temperature * anneal_rate ** epoch), set on every GumbelSum op. One-level (train batch) by default."""
+
+    def __init__(self, space: SearchSpace, seed: int | None = 0, temperature: float = 1.0,
+                 min_temperature: float = 0.03, anneal_rate: float = 0.97, one_level: bool = True,
+                 **kwargs: Any) -> None:
+        super().__init__(space, seed, **kwargs)
+        if not 0 < min_temperature <= temperature or not 0 < anneal_rate <= 1:
+            raise ConfigError("GumbelAnnealing needs 0 < min_temperature <= temperature and 0 < anneal_rate <= 1")
+        self.temperature0, self.min_temperature = float(temperature), float(min_temperature)
+        self.anneal_rate, self.one_level = float(anneal_rate), bool(one_level)
+        self.epoch = 0
+
+    @property
+    def temperature(self) -> float:
+        """The temperature of the current epoch."""
+        return max(self.min_temperature, self.temperature0 * self.anneal_rate ** self.epoch)
+
+    def set_temperature(self, model: nn.Module) -> int:
+        """Set the current temperature on every GumbelSum op of ``model``; returns how many."""
+        ops = [m for m in model.modules() if isinstance(m, GumbelSum)]
+        for m in ops:
+            m.temperature = self.temperature
+        return len(ops)
+
+    def arch_gradient(self, exp: Any, train_batch: Any, valid_batch: Any) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        self.set_temperature(exp.model)
+        loss = self._loss(exp, train_batch if self.one_level else valid_batch)
+        return loss, self._grads(loss)
+
+    def on_epoch_end(self, exp: Any, epoch: int) -> None:
+        self.epoch = epoch + 1
+        self.set_temperature(exp.model)
+
+    def on_resume(self, exp: Any) -> None:
+        """The temperature lives on the ops, not in a checkpoint: set it again after a resume."""
+        self.set_temperature(exp.model)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "epoch": self.epoch}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.epoch = int(state.get("epoch", 0))
+
+
+@OPTIMIZERS.register("REINFORCE")
+class REINFORCE(AlphaOptimizer):
+    """ProxylessNAS-R: sample an arch from softmax(alpha) per categorical, reward it on the valid batch
+    (``reward``: "acc" = accuracy of argmax outputs, or "neg_loss"), policy gradient with a moving-average
+    baseline. Works with Index (alphas are added to the space) or BinaryGate ops (run in fixed mode). The
+    last sampled arch stays applied, so the weight steps in between train archs drawn from the policy."""
+
+    adam_defaults = PROXYLESS_ADAM
+
+    def __init__(self, space: SearchSpace, seed: int | None = 0, reward: str = "acc", baseline_decay: float = 0.99,
+                 samples: int = 1, **kwargs: Any) -> None:
+        if reward not in ("acc", "neg_loss"):
+            raise ConfigError(f"REINFORCE reward must be 'acc' or 'neg_loss', got {reward!r}")
+        super().__init__(space, seed, **kwargs)
+        self.reward, self.baseline_decay, self.samples = reward, float(baseline_decay), max(1, int(samples))
+        self.baseline: float | None = None
+        self.gen = torch.Generator().manual_seed(0 if seed is None else int(seed))
+        self.policy = {t.categorical: n for n, t in self.space.tensors().items()
+                       if t.categorical in self.space and isinstance(self.space[t.categorical], Categorical)}
+
+    def _prepare_space(self) -> None:
+        have = {t.categorical for t in self.space.tensors().values()}
+        for name, p in list(self.space.discrete().items()):
+            if isinstance(p, Categorical) and name not in have:
+                self.space.add(TensorParam(f"{name}.alpha", (len(p.choices),), categorical=name))
+
+    def _reward(self, exp: Any, batch: Any) -> float:
+        if self.reward == "neg_loss":
+            return -float(exp.trainer.loss(exp.model, batch))
+        x, y = _to(batch[0], exp), _to(batch[1], exp)
+        out = exp.model(x)
+        out = out[0] if isinstance(out, (tuple, list)) else out
+        return float((out.argmax(-1) == y).float().mean())
+
+    def step_arch(self, exp: Any, train_batch: Any, valid_batch: Any) -> dict[str, float]:
+        grads = {n: torch.zeros_like(self.space[n].value) for n in self.policy.values()}
+        rewards = []
+        model = exp.model
+        was = model.training
+        model.train()
+        try:
+            for _ in range(self.samples):
+                arch, picks = {}, {}
+                for cat, tname in self.policy.items():
+                    probs = torch.softmax(self.space[tname].value.detach().float().cpu(), -1)
+                    k = int(torch.multinomial(probs, 1, generator=self.gen))
+                    arch[cat], picks[tname] = self.space[cat].choices[k], (k, probs)
+                self.space.apply(arch)
+                with torch.no_grad(), fixed_arch(model):
+                    r = self._reward(exp, valid_batch)
+                rewards.append(r)
+                adv = 0.0 if self.baseline is None else r - self.baseline
+                for tname, (k, probs) in picks.items():
+                    onehot = torch.zeros_like(probs)
+                    onehot[k] = 1.0
+                    # ascend adv * d log pi / d alpha  ==  descend -adv * (onehot - p)
+                    grads[tname] -= (adv * (onehot - probs) / self.samples).to(grads[tname].device)
+        finally:
+            model.train(was)
+        mean_r = sum(rewards) / len(rewards)
+        self.baseline = mean_r if self.baseline is None else \
+            self.baseline_decay * self.baseline + (1 - self.baseline_decay) * mean_r
+        self._apply([grads.get(n, torch.zeros_like(p)) for n, p in zip(self.names, self.params)])
+        return {"reward": mean_r, "baseline": float(self.baseline)}
+
+    def state_dict(self) -> dict[str, Any]:
+        return {**super().state_dict(), "baseline": self.baseline, "gen": self.gen.get_state()}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        super().load_state_dict(state)
+        self.baseline = state.get("baseline")
+        if "gen" in state:
+            self.gen.set_state(torch.as_tensor(state["gen"], dtype=torch.uint8))
+
+
+def _to(t: Any, exp: Any) -> Any:
+    device = getattr(exp, "device", None)
+    return t.to(device) if isinstance(t, torch.Tensor) and device is not None else t
+
+
+__all__ = ["DARTS", "AlphaOptimizer", "BinaryGate", "DirectGrad", "DirectGradBiLevel", "GumbelAnnealing",
+           "REINFORCE"]

@@ -1,0 +1,182 @@
+"""Space files: a YAML recipe (model source, weights, input shape, pattern, candidates, mixed op, seed)
+from which the same supernet is re-created, plus its params for validation on reload."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.fx as fx
+from torch import nn
+
+from .api import searchify
+from .errors import ConfigError, FxnasError
+from .modelfile import ModelSource, load_weights, portable_path
+from .passes.construct import candidate_names
+from .passes.patterns import PATTERNS, Pattern
+from .slot import SlotSpec
+from .supernet import space_of
+
+VERSION = 1
+
+
+def pattern_to_data(pattern: Any) -> str | list[str]:
+    """A pattern as registry names; a Python callable or type raises, since a file cannot hold code."""
+    if isinstance(pattern, str):
+        names = [p.strip() for p in pattern.split(",") if p.strip()]
+        for n in names:
+            PATTERNS.get(n)  # unknown names fail now, not on reload
+        return names[0] if len(names) == 1 else names
+    if isinstance(pattern, Pattern) and pattern.name in PATTERNS and PATTERNS.get(pattern.name) is pattern:
+        return pattern.name
+    if isinstance(pattern, (list, tuple)):
+        out: list[str] = []
+        for p in pattern:
+            d = pattern_to_data(p)
+            out += d if isinstance(d, list) else [d]
+        return out
+    what = getattr(pattern, "__name__", type(pattern).__name__)
+    raise ConfigError(
+        f"pattern {what!r} is a Python {'type' if isinstance(pattern, type) else 'callable'} and cannot be saved "
+        f"in a space file; register it (fxnas.PATTERNS.register(name, fxnas.Pattern(...))) and pass its name. "
+        f"Registered patterns: {', '.join(PATTERNS.names())}")
+
+
+def candidates_to_data(candidates: Any) -> list[str] | dict[str, list[str]]:
+    """Candidates as names (a list, or a dict slot → list); a callable raises, since a file cannot hold code."""
+    if isinstance(candidates, str):
+        return [c.strip() for c in candidates.split(",") if c.strip()]
+    if isinstance(candidates, Mapping):
+        return {str(k): [str(c) for c in v] for k, v in candidates.items()}
+    if isinstance(candidates, (list, tuple)) and all(isinstance(c, str) for c in candidates):
+        return list(candidates)
+    raise ConfigError(f"candidates {candidates!r} cannot be saved in a space file; give names (a list, or a dict "
+                      f"slot → names), not a Python callable")
+
+
+@dataclass
+class SpaceRecipe:
+    """Everything needed to rebuild a supernet: searchify(model, pattern, candidates, ...) with a fixed seed."""
+
+    source: ModelSource
+    input_shape: tuple[int, ...]
+    pattern: str | list[str] = "conv3x3"
+    candidates: list[str] | dict[str, list[str]] = field(default_factory=lambda: ["ORIG"])
+    mixed_op: str = "Index"
+    mixed_op_args: dict[str, Any] = field(default_factory=dict)
+    weights: str | None = None
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        self.pattern = pattern_to_data(self.pattern)
+        self.candidates = candidates_to_data(self.candidates)
+        self.input_shape = tuple(int(d) for d in self.input_shape)
+
+    def example_inputs(self) -> torch.Tensor:
+        """Random inputs of ``input_shape`` from a private generator (the global RNG is untouched)."""
+        return torch.randn(self.input_shape, generator=torch.Generator().manual_seed(self.seed))
+
+    def build_model(self) -> nn.Module:
+        """The model, initialised under ``seed`` and with ``weights`` loaded when given."""
+        torch.manual_seed(self.seed)
+        model = self.source.build()
+        if self.weights is not None:
+            load_weights(model, self.weights)
+        return model
+
+    def build(self, model: nn.Module | None = None) -> tuple[fx.GraphModule, dict[str, SlotSpec]]:
+        """(supernet, slot specs by path); candidate weights are initialised under ``seed``."""
+        model = self.build_model() if model is None else model
+        specs: dict[str, SlotSpec] = {}
+        cands = self.candidates
+
+        def record(spec: SlotSpec) -> list[str]:  # construct asks per slot: note each spec on the way
+            specs[spec.name] = spec
+            return candidate_names(cands, spec)
+
+        torch.manual_seed(self.seed)
+        net = searchify(model, pattern=self.pattern, candidates=record, example_inputs=self.example_inputs(),
+                        mixed_op=self.mixed_op, mixed_op_args=self.mixed_op_args or None)
+        return net, specs
+
+    def to_dict(self, relative_to: str | os.PathLike | None = None) -> dict[str, Any]:
+        """The recipe as plain data; file paths relative to ``relative_to`` (the space file's folder)."""
+        weights = self.weights
+        if weights is not None and relative_to is not None:
+            weights = portable_path(weights, relative_to)
+        return {"model": self.source.to_dict(relative_to), "weights": weights, "input_shape": list(self.input_shape),
+                "pattern": self.pattern, "candidates": self.candidates, "mixed_op": self.mixed_op,
+                "mixed_op_args": dict(self.mixed_op_args), "seed": self.seed}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any], relative_to: str | os.PathLike | None = None) -> SpaceRecipe:
+        """Inverse of to_dict."""
+        missing = [k for k in ("model", "input_shape", "pattern", "candidates") if k not in d]
+        if missing:
+            raise ConfigError(f"space file lacks {missing}; it needs model, input_shape, pattern, candidates")
+        weights = d.get("weights")
+        if weights is not None and relative_to is not None and not os.path.isabs(weights):
+            weights = os.path.normpath(os.path.join(relative_to, weights))
+        return cls(ModelSource.from_dict(d["model"], relative_to), tuple(d["input_shape"]), d["pattern"],
+                   d["candidates"], d.get("mixed_op", "Index"), dict(d.get("mixed_op_args") or {}), weights,
+                   int(d.get("seed", 0)))
+
+
+def describe_slots(specs: Mapping[str, SlotSpec], net: fx.GraphModule) -> dict[str, dict[str, Any]]:
+    """Per slot: its spec as plain data plus the candidates of its param."""
+    space = space_of(net)
+    out = {}
+    for name, spec in specs.items():
+        d = spec.describe()
+        d["candidates"] = list(space[name].choices) if name in space else None
+        out[name] = d
+    return out
+
+
+def write_space(path: str | os.PathLike, recipe: SpaceRecipe, net: fx.GraphModule | None = None,
+                specs: Mapping[str, SlotSpec] | None = None) -> Path:
+    """Write a space file for ``recipe`` (building the supernet when ``net`` is not given)."""
+    import yaml
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if net is None or specs is None:
+        net, specs = recipe.build()
+    space = space_of(net)
+    data = {"version": VERSION, **recipe.to_dict(relative_to=path.parent.resolve()), "size": space.size(),
+            "params": space.describe(), "slots": describe_slots(specs, net)}
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def read_space(path: str | os.PathLike) -> tuple[SpaceRecipe, dict[str, Any]]:
+    """(recipe, the whole file as data) from a space file."""
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"space file {str(path)!r} does not exist")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"space file {str(path)!r} is not valid YAML: {exc}") from exc
+    if not isinstance(data, Mapping) or data.get("version") != VERSION:
+        raise ConfigError(f"{str(path)!r} is not an fxnas space file (version {VERSION})")
+    return SpaceRecipe.from_dict(data, relative_to=path.parent.resolve()), dict(data)
+
+
+def load_supernet(path: str | os.PathLike, validate: bool = True) -> fx.GraphModule:
+    """Re-create the supernet a space file describes; with ``validate``, its params must equal the saved ones."""
+    recipe, data = read_space(path)
+    net, _ = recipe.build()
+    if validate and "params" in data:
+        got, want = space_of(net).describe(), data["params"]
+        if got != want:
+            diff = sorted(set(got) ^ set(want)) or [k for k in want if got.get(k) != want[k]]
+            raise FxnasError(f"the supernet rebuilt from {str(path)!r} has other params than the file records "
+                             f"(first differences: {diff[:5]}); did the model file or fxnas change?")
+    return net

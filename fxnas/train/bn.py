@@ -1,0 +1,80 @@
+"""BatchNorm statistics helpers: recalibration for weight-sharing (SPOS) and snapshots to restore them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn.modules.batchnorm import _BatchNorm
+from torch.utils.data import DataLoader
+
+from .trainer import to_device
+
+BNState = dict[str, dict[str, torch.Tensor]]
+
+
+def batchnorms(model: nn.Module) -> dict[str, _BatchNorm]:
+    """Every BatchNorm module that tracks running statistics, by path."""
+    return {n: m for n, m in model.named_modules() if isinstance(m, _BatchNorm) and m.track_running_stats}
+
+
+def bn_state(model: nn.Module) -> BNState:
+    """A copy of every BatchNorm's running mean/var/count (to restore after a recalibration)."""
+    return {n: {k: getattr(m, k).detach().clone() for k in ("running_mean", "running_var", "num_batches_tracked")
+                if getattr(m, k, None) is not None}
+            for n, m in batchnorms(model).items()}
+
+
+def load_bn_state(model: nn.Module, state: BNState) -> None:
+    """Put back statistics saved by bn_state."""
+    mods = batchnorms(model)
+    with torch.no_grad():
+        for n, s in state.items():
+            for k, v in s.items():
+                getattr(mods[n], k).copy_(v)
+
+
+@torch.no_grad()
+def recalibrate_bn(model: nn.Module, loader: DataLoader, steps: int = 10, device: torch.device | str | None = None,
+                   forward_fn: Callable[[nn.Module, Any], Any] | None = None) -> int:
+    """Re-estimate BatchNorm running stats of the current path as a cumulative average over ``steps`` batches.
+
+    Stats are reset, momentum set to None (equal weight per batch), and the model run in train mode without
+    gradients. BatchNorms the current arch does not use keep their previous statistics. The model's mode, the
+    BN momenta and the global RNG states are restored. Returns the number of batches used.
+    """
+    bns = batchnorms(model)
+    if not bns:
+        return 0
+    saved = bn_state(model)
+    momenta = {n: m.momentum for n, m in bns.items()}
+    was = model.training
+    if device is None:
+        p = next(iter(model.parameters()), None)
+        device = p.device if p is not None else "cpu"
+    for m in bns.values():
+        m.reset_running_stats()
+        m.momentum = None
+    model.train()
+    used = 0
+    try:
+        with torch.random.fork_rng(devices=[]):  # iterating a loader draws a seed: leave the global RNGs alone
+            for i, batch in enumerate(loader):
+                if i >= steps:
+                    break
+                batch = to_device(batch, device)
+                if forward_fn is not None:
+                    forward_fn(model, batch)
+                else:
+                    model(batch[0] if isinstance(batch, (tuple, list)) else batch)
+                used += 1
+    finally:
+        for n, m in bns.items():
+            m.momentum = momenta[n]
+            if int(m.num_batches_tracked) == 0:  # not on the current path: keep what it had
+                for k, v in saved[n].items():
+                    getattr(m, k).copy_(v)
+        model.train(was)
+    return used

@@ -1,0 +1,235 @@
+"""Training criteria: a task loss followed by extra terms, applied in order as a CriterionChain.
+
+Each criterion is called as ``crit(loss, output, target, inputs, model) -> Tensor``: ``loss`` is what the
+previous criteria produced (None for the first). Task losses (CrossEntropy, LabelSmoothing, MSE) add their
+value to it; extra terms (Auxiliary, Distillation) add a weighted term.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import ConfigError
+from ..registry import Registry
+
+CRITERIA = Registry("criterion")
+
+
+def main_output(output: Any) -> torch.Tensor:
+    """The main prediction of a model output: the first item of a (logits, aux_logits) tuple, else itself."""
+    if isinstance(output, (tuple, list)):
+        return output[0]
+    return output
+
+
+def _add(loss: torch.Tensor | None, term: torch.Tensor) -> torch.Tensor:
+    return term if loss is None else loss + term
+
+
+class Criterion:
+    """One loss term; ``task`` criteria define the loss an evaluation reports."""
+
+    task = False
+
+    def __call__(self, loss: torch.Tensor | None, output: Any, target: torch.Tensor, inputs: Any = None,
+                 model: nn.Module | None = None) -> torch.Tensor:
+        """``loss`` plus this criterion's term."""
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        opts = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not isinstance(v, nn.Module))
+        return f"{type(self).__name__}({opts})"
+
+
+@CRITERIA.register("CrossEntropy")
+class CrossEntropy(Criterion):
+    """Cross-entropy on the main logits (class-index targets)."""
+
+    task = True
+
+    def __call__(self, loss, output, target, inputs=None, model=None):  # noqa: D102
+        return _add(loss, F.cross_entropy(main_output(output), target))
+
+
+@CRITERIA.register("LabelSmoothing")
+class LabelSmoothing(Criterion):
+    """Cross-entropy against targets smoothed by ``eps`` (mass spread evenly over all classes)."""
+
+    task = True
+
+    def __init__(self, eps: float = 0.1) -> None:
+        if not 0.0 <= eps < 1.0:
+            raise ConfigError(f"LabelSmoothing eps must be in [0, 1), got {eps}")
+        self.eps = float(eps)
+
+    def __call__(self, loss, output, target, inputs=None, model=None):  # noqa: D102
+        logits = main_output(output)
+        logp = F.log_softmax(logits, dim=-1)
+        nll = -logp.gather(-1, target.unsqueeze(-1)).squeeze(-1)
+        smooth = -logp.mean(dim=-1)
+        return _add(loss, ((1.0 - self.eps) * nll + self.eps * smooth).mean())
+
+
+@CRITERIA.register("MSE")
+class MSE(Criterion):
+    """Mean squared error (regression); (N, 1) outputs meet (N,) targets."""
+
+    task = True
+
+    def __call__(self, loss, output, target, inputs=None, model=None):  # noqa: D102
+        pred = main_output(output)
+        target = target.to(pred.dtype)
+        if pred.dim() == target.dim() + 1 and pred.shape[-1] == 1:
+            pred = pred.squeeze(-1)
+        if pred.shape != target.shape:
+            raise ConfigError(f"MSE: prediction shape {tuple(pred.shape)} does not match target "
+                              f"shape {tuple(target.shape)}")
+        return _add(loss, F.mse_loss(pred, target))
+
+
+@CRITERIA.register("Auxiliary")
+class Auxiliary(Criterion):
+    """``weight`` x cross-entropy of the auxiliary head, for models returning (logits, aux_logits)."""
+
+    def __init__(self, weight: float = 0.4) -> None:
+        self.weight = float(weight)
+
+    def __call__(self, loss, output, target, inputs=None, model=None):  # noqa: D102
+        if not isinstance(output, (tuple, list)) or len(output) < 2:
+            return _add(loss, torch.zeros((), device=target.device)) if loss is None else loss  # eval: no aux head
+        return _add(loss, self.weight * F.cross_entropy(output[1], target))
+
+
+def load_module(ref: str | nn.Module, weights: str | None = None) -> nn.Module:
+    """A model from a module, a saved module / TorchScript file, or a ``file.py:fn`` builder (+ weights)."""
+    if isinstance(ref, nn.Module):
+        model = ref
+    elif isinstance(ref, str) and ref.endswith((".pt", ".pth", ".ts")) and os.path.exists(ref):
+        try:
+            model = torch.jit.load(ref, map_location="cpu")
+        except (RuntimeError, ValueError):
+            # a whole pickled module: the user's own local file, so unpickling it is their trust decision
+            model = torch.load(ref, map_location="cpu", weights_only=False)
+        if not isinstance(model, nn.Module):
+            raise ConfigError(f"{ref} holds a {type(model).__name__}, not a model; save the module itself, "
+                              f"or give 'file.py:fn' building it plus weights: {ref}")
+    elif isinstance(ref, str) and ":" in ref:
+        from .data import load_object
+
+        obj = load_object(ref)
+        model = obj() if not isinstance(obj, nn.Module) else obj
+        if not isinstance(model, nn.Module):
+            raise ConfigError(f"{ref} built a {type(model).__name__}, not an nn.Module")
+    else:
+        raise ConfigError(f"teacher must be an nn.Module, an existing .pt/.pth file or 'file.py:fn'; got {ref!r}")
+    if weights is not None:
+        if not os.path.exists(weights):
+            raise ConfigError(f"weights file {weights!r} does not exist")
+        state = torch.load(weights, map_location="cpu", weights_only=True)
+        model.load_state_dict(state.get("state_dict", state) if isinstance(state, dict) else state)
+    return model
+
+
+@CRITERIA.register("Distillation")
+class Distillation(Criterion):
+    """Knowledge distillation: adds ``weight`` x T^2 x KL(teacher/T || student/T) (Hinton et al.)."""
+
+    def __init__(self, teacher: str | nn.Module, temperature: float = 4.0, weight: float = 1.0,
+                 weights: str | None = None) -> None:
+        if temperature <= 0:
+            raise ConfigError(f"Distillation temperature must be > 0, got {temperature}")
+        self.teacher = load_module(teacher, weights).eval()
+        for p in self.teacher.parameters():
+            p.requires_grad_(False)
+        self.temperature, self.weight = float(temperature), float(weight)
+
+    def __call__(self, loss, output, target, inputs=None, model=None):  # noqa: D102
+        if inputs is None:
+            raise ConfigError("Distillation needs the batch inputs to run its teacher")
+        logits = main_output(output)
+        dev = logits.device
+        if next(iter(self.teacher.parameters()), torch.empty(0)).device != dev:
+            self.teacher.to(dev)
+        with torch.no_grad():
+            t_logits = main_output(self.teacher(inputs))
+        T = self.temperature
+        kd = F.kl_div(F.log_softmax(logits / T, -1), F.log_softmax(t_logits / T, -1), reduction="batchmean",
+                      log_target=True) * (T * T)
+        return _add(loss, self.weight * kd)
+
+    def __deepcopy__(self, memo: dict) -> Distillation:
+        # the teacher is frozen and shared: copying a trainer config must not copy the teacher's weights
+        new = copy.copy(self)
+        memo[id(self)] = new
+        return new
+
+
+CriterionSpec = Any  # a Criterion, a name, {"type": name, "options": {...}}, or a list of those
+
+
+class CriterionChain:
+    """Criteria applied in order (task loss first, then extra terms) to give the training loss."""
+
+    def __init__(self, criteria: Sequence[Criterion]) -> None:
+        if not criteria:
+            raise ConfigError("a criterion chain needs at least one criterion (e.g. CrossEntropy)")
+        self.criteria = list(criteria)
+
+    def __call__(self, output: Any, target: torch.Tensor, inputs: Any = None,
+                 model: nn.Module | None = None) -> torch.Tensor:
+        """The total loss of ``output`` on ``target``."""
+        loss = None
+        for c in self.criteria:
+            loss = c(loss, output, target, inputs, model)
+        assert loss is not None
+        return loss
+
+    def task_loss(self, output: Any, target: torch.Tensor) -> torch.Tensor:
+        """The loss of the task criteria only (what evaluation reports)."""
+        loss = None
+        for c in self.criteria:
+            if c.task:
+                loss = c(loss, output, target)
+        if loss is None:
+            loss = self.criteria[0](None, output, target)
+        return loss
+
+    def __repr__(self) -> str:
+        return f"CriterionChain({self.criteria})"
+
+
+def build_criterion(spec: CriterionSpec) -> Criterion:
+    """One criterion from a Criterion, a registry name, ``{type, options}`` or ``{type, **options}``."""
+    if isinstance(spec, Criterion):
+        return spec
+    if isinstance(spec, str):
+        return CRITERIA.get(spec)()
+    if isinstance(spec, Mapping):
+        if "type" not in spec:
+            raise ConfigError(f"a criterion is {{type: NAME, options: {{...}}}} (or {{type: NAME, option: value}}); "
+                              f"got keys {sorted(spec)}. Valid types: {', '.join(CRITERIA.names())}")
+        cls = CRITERIA.get(spec["type"])
+        opts = {**dict(spec.get("options") or {}), **{k: v for k, v in spec.items() if k not in ("type", "options")}}
+        try:
+            return cls(**opts)
+        except TypeError as e:
+            raise ConfigError(f"criterion {spec['type']}: {e}") from None
+    raise ConfigError(f"cannot build a criterion from {type(spec).__name__}: give a name or {{type, options}}")
+
+
+def build_criteria(spec: CriterionSpec = None, default: str = "CrossEntropy") -> CriterionChain:
+    """A CriterionChain from None (the ``default`` task loss), one spec, a list of specs, or a chain."""
+    if isinstance(spec, CriterionChain):
+        return spec
+    if spec is None:
+        return CriterionChain([build_criterion(default)])
+    if isinstance(spec, (list, tuple)):
+        return CriterionChain([build_criterion(s) for s in spec])
+    return CriterionChain([build_criterion(spec)])

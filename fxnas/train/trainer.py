@@ -1,0 +1,253 @@
+"""The default trainers: SGD + cosine schedule over a model's weights, with criteria chains and hooks.
+
+Architecture TensorParams live in ``model.space`` (not registered in the module), so
+``model.parameters()`` — what the trainer optimises — holds the weights only.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader
+
+from ..errors import ConfigError
+from ..registry import Registry
+from .criteria import CriterionChain, CriterionSpec, build_criteria, main_output
+from .data import resolve_callable, set_epoch
+
+TRAINERS = Registry("trainer")
+
+StepFn = Callable[[nn.Module, Any], torch.Tensor]
+EvalFn = Callable[[nn.Module, DataLoader], Mapping[str, float]]
+
+
+def to_device(batch: Any, device: torch.device | str) -> Any:
+    """``batch`` (tensors, or tuples/lists/dicts of them) moved to ``device``."""
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if isinstance(batch, (tuple, list)):
+        return type(batch)(to_device(b, device) for b in batch)
+    if isinstance(batch, Mapping):
+        return {k: to_device(v, device) for k, v in batch.items()}
+    return batch
+
+
+@TRAINERS.register("Classification")
+class Trainer:
+    """Trains a model's weights with SGD; ``evaluate`` reports {"acc": percent, "loss": mean}.
+
+    ``step_fn(model, batch) -> loss`` replaces the default ``criteria(model(x), y)`` (non-image models);
+    ``eval_fn(model, loader) -> metrics`` replaces the default evaluation. Both may be ``file.py:fn`` strings.
+    """
+
+    metric = "acc"  # the metric estimators and optimizers maximise
+    default_criterion = "CrossEntropy"
+
+    def __init__(self, epochs: int = 1, lr: float = 0.025, momentum: float = 0.9, weight_decay: float = 3e-4,
+                 nesterov: bool = False, scheduler: str = "cosine", grad_clip: float | None = 5.0,
+                 criteria: CriterionSpec = None, device: str | torch.device = "cpu",
+                 step_fn: StepFn | str | None = None, eval_fn: EvalFn | str | None = None,
+                 max_steps_per_epoch: int | None = None, lr_min: float = 0.0) -> None:
+        if scheduler not in ("cosine", "none"):
+            raise ConfigError(f"scheduler must be 'cosine' or 'none', got {scheduler!r}")
+        if epochs < 0 or lr <= 0:
+            raise ConfigError(f"trainer needs epochs >= 0 and lr > 0, got epochs={epochs}, lr={lr}")
+        self.options = dict(epochs=epochs, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov,
+                            scheduler=scheduler, grad_clip=grad_clip, criteria=criteria, device=device,
+                            step_fn=step_fn, eval_fn=eval_fn, max_steps_per_epoch=max_steps_per_epoch,
+                            lr_min=lr_min)
+        self.epochs, self.lr, self.lr_min = int(epochs), float(lr), float(lr_min)
+        self.momentum, self.weight_decay, self.nesterov = momentum, weight_decay, nesterov
+        self.scheduler_name, self.grad_clip = scheduler, grad_clip
+        self.criteria: CriterionChain = build_criteria(criteria, self.default_criterion)
+        self.device = torch.device(device)
+        self.step_fn = resolve_callable(step_fn)
+        self.eval_fn = resolve_callable(eval_fn)
+        self.max_steps_per_epoch = max_steps_per_epoch
+        self.optimizer: torch.optim.Optimizer | None = None
+        self.scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
+        self.steps_per_epoch = 0
+        self._pending_state: dict[str, Any] | None = None
+
+    # --- setup --------------------------------------------------------------------------------------
+    def clone(self, **changes: Any) -> Trainer:
+        """A fresh, unconfigured trainer with the same options (some changed)."""
+        opts = {**self.options, **changes}
+        opts["criteria"] = self.criteria if "criteria" not in changes else changes["criteria"]
+        return type(self)(**opts)
+
+    def steps_for(self, loader: DataLoader) -> int:
+        """Steps one epoch over ``loader`` takes (capped by max_steps_per_epoch)."""
+        n = len(loader)
+        return min(n, self.max_steps_per_epoch) if self.max_steps_per_epoch else n
+
+    def configure(self, model: nn.Module, steps_per_epoch: int, params: Iterable[nn.Parameter] | None = None,
+                  epochs: int | None = None) -> None:
+        """Build ``.optimizer`` (SGD over ``model.parameters()``) and ``.scheduler`` (cosine per step)."""
+        model.to(self.device)
+        weights = [p for p in (model.parameters() if params is None else params) if p.requires_grad]
+        if not weights:
+            raise ConfigError(f"{type(model).__name__} has no trainable parameters")
+        self.optimizer = torch.optim.SGD(weights, lr=self.lr, momentum=self.momentum,
+                                         weight_decay=self.weight_decay, nesterov=self.nesterov)
+        self.steps_per_epoch = max(1, int(steps_per_epoch))
+        total = max(1, self.steps_per_epoch * (self.epochs if epochs is None else epochs))
+        if self.scheduler_name == "cosine":
+            self.scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, T_max=total,
+                                                                        eta_min=self.lr_min)
+        else:
+            self.scheduler = None
+        if self._pending_state is not None:
+            state, self._pending_state = self._pending_state, None
+            self.load_state_dict(state)
+
+    # --- training -----------------------------------------------------------------------------------
+    def loss(self, model: nn.Module, batch: Any) -> torch.Tensor:
+        """The training loss of one batch (moved to the device): step_fn, or criteria(model(x), y)."""
+        batch = to_device(batch, self.device)
+        if self.step_fn is not None:
+            return self.step_fn(model, batch)
+        x, y = batch[0], batch[1]
+        return self.criteria(model(x), y, x, model)
+
+    def train_step(self, model: nn.Module, batch: Any) -> dict[str, float]:
+        """One SGD step: zero_grad, loss, backward, clip, step (and scheduler step); returns {"loss"}."""
+        if self.optimizer is None:
+            raise ConfigError("call trainer.configure(model, steps_per_epoch) before train_step")
+        self.optimizer.zero_grad(set_to_none=True)
+        loss = self.loss(model, batch)
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"training loss became {loss.item()}; lower lr (now {self.current_lr():.3g})")
+        loss.backward()
+        if self.grad_clip:
+            params = [p for g in self.optimizer.param_groups for p in g["params"]]
+            nn.utils.clip_grad_norm_(params, self.grad_clip)
+        self.optimizer.step()
+        if self.scheduler is not None:
+            self.scheduler.step()
+        return {"loss": float(loss.detach())}
+
+    def train_epoch(self, model: nn.Module, loader: DataLoader, epoch: int,
+                    before_step: Callable[[int, Any], None] | None = None) -> dict[str, float]:
+        """Train one epoch (order fixed by ``epoch``); ``before_step(step, batch)`` runs before each step."""
+        if self.optimizer is None:
+            self.configure(model, self.steps_for(loader))
+        set_epoch(loader, epoch)
+        model.train()
+        limit = self.steps_for(loader)
+        total, n = 0.0, 0
+        for i, batch in enumerate(loader):
+            if i >= limit:
+                break
+            if before_step is not None:
+                before_step(i, batch)
+            total += self.train_step(model, batch)["loss"]
+            n += 1
+        return {"loss": total / max(n, 1), "steps": float(n), "lr": self.current_lr()}
+
+    def fit(self, model: nn.Module, loader: DataLoader, epochs: int | None = None,
+            start_epoch: int = 0) -> list[dict[str, float]]:
+        """Train for ``epochs`` (default: the trainer's) epochs; per-epoch stats."""
+        n = self.epochs if epochs is None else epochs
+        if self.optimizer is None:
+            self.configure(model, self.steps_for(loader), epochs=n)
+        return [self.train_epoch(model, loader, e) for e in range(start_epoch, n)]
+
+    def current_lr(self) -> float:
+        """The learning rate of the next step."""
+        return float(self.optimizer.param_groups[0]["lr"]) if self.optimizer is not None else self.lr
+
+    # --- evaluation ---------------------------------------------------------------------------------
+    @torch.no_grad()
+    def evaluate(self, model: nn.Module, loader: DataLoader, max_steps: int | None = None) -> dict[str, float]:
+        """Metrics of ``model`` on ``loader`` in eval mode (eval_fn when given); the mode is restored."""
+        was = model.training
+        model.eval()
+        try:
+            if self.eval_fn is not None:
+                return {k: float(v) for k, v in self.eval_fn(model, loader).items()}
+            return self._evaluate(model, loader, max_steps)
+        finally:
+            model.train(was)
+
+    def _evaluate(self, model: nn.Module, loader: DataLoader, max_steps: int | None) -> dict[str, float]:
+        correct, loss_sum, n = 0, 0.0, 0
+        for i, batch in enumerate(loader):
+            if max_steps is not None and i >= max_steps:
+                break
+            x, y = to_device(batch, self.device)[:2]
+            out = model(x)
+            k = len(y)
+            loss_sum += float(self.criteria.task_loss(out, y)) * k
+            correct += int((main_output(out).argmax(-1) == y).sum())
+            n += k
+        if n == 0:
+            raise ConfigError("evaluation loader yielded no samples")
+        return {"acc": 100.0 * correct / n, "loss": loss_sum / n}
+
+    # --- state --------------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Optimizer and scheduler state, for checkpoints."""
+        return {"optimizer": self.optimizer.state_dict() if self.optimizer is not None else None,
+                "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore state_dict; before configure() it is kept and applied when configure() runs."""
+        if self.optimizer is None:
+            self._pending_state = dict(state)
+            return
+        if state.get("optimizer") is not None:
+            self.optimizer.load_state_dict(state["optimizer"])
+        if state.get("scheduler") is not None and self.scheduler is not None:
+            self.scheduler.load_state_dict(state["scheduler"])
+
+    def __repr__(self) -> str:
+        opts = {k: v for k, v in self.options.items() if v is not None and k not in ("criteria",)}
+        return f"{type(self).__name__}({opts}, criteria={self.criteria})"
+
+    def __deepcopy__(self, memo: dict) -> Trainer:
+        # a copy is a fresh trainer with the same config; optimizer state belongs to the model it was built for
+        new = self.clone(criteria=copy.deepcopy(self.criteria, memo))
+        memo[id(self)] = new
+        return new
+
+
+Classification = Trainer
+
+
+@TRAINERS.register("Regression")
+class Regression(Trainer):
+    """A trainer for regression (MSE by default); ``evaluate`` reports {"neg_mse", "mse", "loss"}."""
+
+    metric = "neg_mse"
+    default_criterion = "MSE"
+
+    def _evaluate(self, model: nn.Module, loader: DataLoader, max_steps: int | None) -> dict[str, float]:
+        se, n = 0.0, 0
+        for i, batch in enumerate(loader):
+            if max_steps is not None and i >= max_steps:
+                break
+            x, y = to_device(batch, self.device)[:2]
+            pred = main_output(model(x))
+            if pred.dim() == y.dim() + 1 and pred.shape[-1] == 1:
+                pred = pred.squeeze(-1)
+            se += float(((pred - y.to(pred.dtype)) ** 2).sum())
+            n += y.numel()
+        if n == 0:
+            raise ConfigError("evaluation loader yielded no samples")
+        mse = se / n
+        return {"neg_mse": -mse, "mse": mse, "loss": mse, "rmse": math.sqrt(mse)}
+
+
+def build_trainer(type: str = "Classification", **options: Any) -> Trainer:
+    """The trainer registered as ``type`` with ``options``; unknown options raise ConfigError."""
+    cls = TRAINERS.get(type)
+    try:
+        return cls(**options)
+    except TypeError as e:
+        raise ConfigError(f"trainer {type}: {e}") from None

@@ -1,0 +1,57 @@
+"""Shared fixtures: seeded randomness, BatchNorm statistics that make outputs non-trivial, helpers."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import pytest
+import torch
+from torch import nn
+
+# two shared cores: keep each test process single-threaded
+torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS", "1") or 1))
+
+
+def randomize_bn(model: nn.Module, seed: int = 0) -> nn.Module:
+    """Give every BatchNorm random statistics and affine params, in place, so eval outputs are far from zero."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                n = m.num_features
+                if m.running_mean is not None:
+                    m.running_mean.copy_(torch.randn(n, generator=g) * 0.1)
+                    m.running_var.copy_(torch.rand(n, generator=g) * 0.5 + 0.75)
+                if m.affine:
+                    m.weight.copy_(torch.rand(n, generator=g) * 0.5 + 0.75)
+                    m.bias.copy_(torch.randn(n, generator=g) * 0.1)
+    return model
+
+
+def assert_close(got: Any, want: Any, rtol: float = 1e-4, atol_scale: float = 1e-5) -> None:
+    """Assert two tensors (or tuples of them) agree, with atol relative to the largest reference magnitude."""
+    if isinstance(want, (tuple, list)):
+        assert isinstance(got, (tuple, list)) and len(got) == len(want)
+        for g, w in zip(got, want):
+            assert_close(g, w, rtol, atol_scale)
+        return
+    if isinstance(want, dict):  # e.g. torchvision's GoogLeNetOutputs-like dict outputs
+        assert set(got) == set(want)
+        for k in want:
+            assert_close(got[k], want[k], rtol, atol_scale)
+        return
+    assert got.shape == want.shape, (got.shape, want.shape)
+    scale = max(float(want.abs().max()), 1e-6)
+    torch.testing.assert_close(got, want, rtol=rtol, atol=atol_scale * scale)
+
+
+@pytest.fixture
+def rand_bn():
+    """The randomize_bn helper as a fixture."""
+    return randomize_bn
+
+
+@pytest.fixture(autouse=True)
+def _seed() -> None:
+    torch.manual_seed(0)

@@ -1,0 +1,167 @@
+"""SubNet estimator: archs trained from scratch on digits (CNN) and on tabular tensors (MLP)."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+import torch
+import yaml
+from torch import nn
+
+import fxnas
+from fxnas.errors import ConfigError
+from fxnas.estim import ESTIMATORS
+from fxnas.estim.subnet import SubNet, train_subnet
+from fxnas.optim import OPTIMIZERS
+from fxnas.routine import Experiment
+from fxnas.train import Regression, Trainer, build_data
+
+
+class CNN(nn.Module):
+    """Two 3x3 convs (the search slots) with BN, a pool and a linear head."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.c1, self.b1 = nn.Conv2d(1, 16, 3, padding=1, bias=False), nn.BatchNorm2d(16)
+        self.c2, self.b2 = nn.Conv2d(16, 16, 3, padding=1, bias=False), nn.BatchNorm2d(16)
+        self.fc = nn.Linear(16, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = nn.functional.max_pool2d(torch.relu(self.b1(self.c1(x))), 2)
+        x = torch.relu(self.b2(self.c2(x)))
+        return self.fc(x.mean((2, 3)))
+
+
+@pytest.fixture(scope="module")
+def digits():
+    return build_data("digits", size=16, batch_size=32, seed=0)
+
+
+def supernet(cands=("ORIG", "NC3", "IDT")) -> torch.fx.GraphModule:
+    torch.manual_seed(0)
+    return fxnas.searchify(CNN(), pattern="conv3x3", candidates=list(cands), example_inputs=torch.randn(1, 1, 16, 16))
+
+
+def test_train_subnet_learns_and_leaves_supernet_alone(digits):
+    net = supernet()
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    rng_before = torch.get_rng_state()
+    arch = {"c1": "ORIG", "c2": "NC3"}
+    m = train_subnet(net, arch, digits, Trainer(epochs=3, lr=0.1), seed=0)
+    assert m["acc"] > 50.0 and {"acc", "loss", "params", "train_loss"} <= set(m)
+    # params of the materialised subnet: c1 conv 1*16*9, NC3 conv 16*16*9 + BN, BNs b1/b2, fc
+    assert m["params"] == 144 + (2304 + 32) + 32 + 32 + 170
+    assert all(torch.equal(v, net.state_dict()[k]) for k, v in before.items())
+    assert torch.equal(torch.get_rng_state(), rng_before)
+    again = train_subnet(net, arch, digits, Trainer(epochs=3, lr=0.1), seed=0)
+    assert again["acc"] == m["acc"]  # fixed by (seed, arch), whatever ran before
+    cheap = train_subnet(net, {"c1": "IDT", "c2": "IDT"}, digits, Trainer(epochs=0))
+    assert cheap["acc"] < 40 and "train_loss" not in cheap
+
+
+def make_exp(tmp_path, net, data, trainer, estimator, optimizer="Random", name="exp", **opt):
+    optim = OPTIMIZERS.get(optimizer)(net.space, seed=0, **opt)
+    return Experiment(net, data=data, trainer=trainer, optimizer=optim, estimators=[estimator],
+                      out_root=tmp_path, name=name, seed=0, progress=False)
+
+
+def test_subnet_estimator_searches_digits(tmp_path, digits):
+    net = supernet()
+    exp = make_exp(tmp_path, net, digits, Trainer(epochs=2, lr=0.1), SubNet(epochs=2, budget=3, batch_size=2))
+    summary = exp.run()
+    loop = [r for r in exp.history if r.info.get("loop")]
+    assert len(loop) == 3 and len({tuple(sorted(r.arch.items())) for r in loop}) == 3
+    assert all({"acc", "loss", "params"} <= set(r.metrics) for r in loop)
+    best = exp.best
+    assert best is not None and best.metrics["acc"] == max(r.metrics["acc"] for r in loop)
+    assert net.space.validate(best.arch, complete=True) == best.arch
+    assert best.metrics["acc"] > 30.0  # chance is 10%
+    saved = yaml.safe_load((tmp_path / "exp" / "arch_best.yaml").read_text())
+    assert saved["arch"] == best.arch and summary["arch"] == best.arch
+    assert len((tmp_path / "exp" / "history.jsonl").read_text().splitlines()) == 3
+    # the supernet now holds the best arch's trained weights: the exported subnet is the trained one
+    net.space.apply(best.arch)
+    assert Trainer().evaluate(net, digits.valid)["acc"] == pytest.approx(best.metrics["acc"])
+    assert summary["test_metrics"]["acc"] > 30.0
+
+
+class Crash(Exception):
+    pass
+
+
+def test_subnet_resume_matches_uninterrupted(tmp_path, digits):
+    def build(name):
+        trainer = Trainer(epochs=1, lr=0.1, max_steps_per_epoch=6)
+        return make_exp(tmp_path, supernet(), digits, trainer, SubNet(budget=4, batch_size=1), name=name)
+
+    full = build("full")
+    full.run()
+    broken = build("broken")
+    est = broken.estimators[0]
+    real, calls = est.evaluate_arch, []
+
+    def crash(exp, arch):
+        calls.append(arch)
+        if len(calls) == 4:  # after the best (the 3rd) was found
+            raise Crash
+        return real(exp, arch)
+
+    est.evaluate_arch = crash
+    with pytest.raises(Crash):
+        broken.run()
+    resumed = build("broken")
+    resumed.run(resume=True)
+    assert [(r.arch, r.metrics) for r in resumed.history] == [(r.arch, r.metrics) for r in full.history]
+    # the best arch's weights were retrained after the resume when it was found before the crash
+    a, b = full.model.state_dict(), resumed.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_subnet_registry_and_errors():
+    assert ESTIMATORS.get("SubNet") is SubNet
+    with pytest.raises(ConfigError, match="budget"):
+        SubNet(budget=0)
+    with pytest.raises(TypeError, match="unknown options"):
+        SubNet(epoch=2)
+
+
+class MLP(nn.Module):
+    """A tabular regressor: three linear layers (the search slots)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.l1, self.l2, self.l3 = nn.Linear(6, 32), nn.Linear(32, 32), nn.Linear(32, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.l3(torch.relu(self.l2(torch.relu(self.l1(x)))))
+
+
+def test_subnet_on_tabular_regression(tmp_path):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(400, 6, generator=g)
+    y = torch.sin(x[:, 0]) * 2 + x[:, 1] * x[:, 2] + 0.5 * x[:, 3]
+    torch.save({"X": x, "y": y}, tmp_path / "tab.pt")
+    data = build_data("tensors", path=str(tmp_path / "tab.pt"), batch_size=32, valid_fraction=0.25)
+    torch.manual_seed(0)
+    net = fxnas.searchify(MLP(), pattern="linear", candidates=["ORIG", "IDT"], example_inputs=torch.randn(1, 6))
+    assert len(net.space) == 3
+    trainer = Regression(epochs=10, lr=0.05, weight_decay=0.0)
+    exp = make_exp(tmp_path, net, data, trainer, SubNet(budget=4, batch_size=2))
+    exp.run()
+    loop = [r for r in exp.history if r.info.get("loop")]
+    assert len(loop) == 4 and all({"neg_mse", "mse", "params"} <= set(r.metrics) for r in loop)
+    var = float(torch.cat([b[1] for b in data.valid]).var())
+    assert exp.best.metrics["mse"] < 0.6 * var  # clearly better than predicting the mean
+    assert exp.best.metrics["neg_mse"] == max(r.metrics["neg_mse"] for r in loop)
+    # ORIG on l2 (32->32) is a Linear; IDT there is the identity with no params
+    p = {r.arch["l2"]: r.metrics["params"] for r in loop if r.arch["l1"] == "ORIG" and r.arch["l3"] == "ORIG"}
+    if len(p) == 2:
+        assert p["ORIG"] - p["IDT"] == 32 * 32 + 32
+
+
+def test_random_archs_of_space_are_trainable(digits):
+    net = supernet()
+    arch = net.space.sample(random.Random(3))
+    m = train_subnet(net, arch, digits, Trainer(epochs=1, lr=0.1, max_steps_per_epoch=2))
+    assert 0 <= m["acc"] <= 100 and m["params"] > 0
