@@ -46,6 +46,18 @@ def assert_close(got: Any, want: Any, rtol: float = 1e-4, atol_scale: float = 1e
     torch.testing.assert_close(got, want, rtol=rtol, atol=atol_scale * scale)
 
 
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """Tests marked ``nb201`` need the NAS-Bench-201 tables, which live outside the repository."""
+    if item.get_closest_marker("nb201") is not None:
+        from fxnas.errors import FxnasError
+        from fxnas.nb201.table import table_dir
+
+        try:
+            table_dir()
+        except FxnasError as exc:
+            pytest.skip(f"NAS-Bench-201 tables not found ({exc}); set FXNAS_NB201_DIR")
+
+
 @pytest.fixture
 def rand_bn():
     """The randomize_bn helper as a fixture."""

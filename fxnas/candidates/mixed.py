@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import torch
@@ -56,6 +56,15 @@ class MixedOp(nn.Module):
         return f"param={self.param.name!r}, chosen={self.chosen_name()}"
 
 
+def weighted_sum(w: torch.Tensor, ops: Iterable[nn.Module], args: tuple, kwargs: Mapping[str, Any]) -> Any:
+    """sum_i w[i] * ops[i](*args, **kwargs): every candidate runs (DARTS, SNAS)."""
+    out = None
+    for i, op in enumerate(ops):
+        y = w[i] * op(*args, **kwargs)
+        out = y if out is None else out + y
+    return out
+
+
 @MIXED_OPS.register("Index")
 class IndexMixedOp(MixedOp):
     """SPOS / discrete search: runs only the selected candidate."""
@@ -75,9 +84,4 @@ class SoftmaxSumMixedOp(MixedOp):
         return F.softmax(self.alpha, dim=-1)
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
-        w = self.weights()
-        out = None
-        for i, op in enumerate(self.candidates.values()):
-            y = w[i] * op(*args, **kwargs)
-            out = y if out is None else out + y
-        return out
+        return weighted_sum(self.weights(), self.candidates.values(), args, kwargs)

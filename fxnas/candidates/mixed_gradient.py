@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..space import Categorical, SearchSpace
-from .mixed import MIXED_OPS, MixedOp
+from .mixed import MIXED_OPS, MixedOp, weighted_sum
 
 
 class BinaryGateGrad(torch.autograd.Function):
@@ -152,12 +152,7 @@ class GumbelSum(GradientMixedOp):
     def forward(self, *args: Any, **kwargs: Any) -> Any:
         if self.fixed:
             return self.forward_chosen(*args, **kwargs)
-        w = self.weights()
-        out = None
-        for i, op in enumerate(self.candidates.values()):
-            y = w[i] * op(*args, **kwargs)
-            out = y if out is None else out + y
-        return out
+        return weighted_sum(self.weights(), self.candidates.values(), args, kwargs)
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, temperature={self.temperature:.4g}"

@@ -18,7 +18,7 @@ from ..optim.base import Result
 from ..routine import preserved_rng
 from .base import ESTIMATORS, Estimator
 from .subnet import check_discrete
-from .uniform import check_single_path, evaluate_shared, fixed_batches
+from .uniform import check_single_path, evaluate_shared_in
 
 if TYPE_CHECKING:
     from ..routine import Experiment
@@ -91,11 +91,7 @@ class Unified(Estimator):
 
     def evaluate_arch(self, exp: Experiment, arch: Mapping[str, Any]) -> dict[str, float]:
         """Shared-weight metrics of ``arch`` (BN recalibrated, supernet restored)."""
-        assert exp.data is not None and exp.trainer is not None
-        if self._bn_batches is None:
-            self._bn_batches = fixed_batches(exp.data.train, self.bn_steps)
-        return evaluate_shared(exp.model, arch, exp.trainer, getattr(exp.data, self.eval_split),  # type: ignore
-                               self._bn_batches, None, self.eval_steps, self.params)
+        return evaluate_shared_in(self, exp, arch)
 
     def _note(self, exp: Experiment, loss: float, phase: str) -> None:
         self.train_stats.append({"round": self.round, "step": self.gstep, "train_loss": loss})

@@ -84,6 +84,16 @@ def evaluate_shared(supernet: fx.GraphModule, arch: Mapping[str, Any], trainer: 
     return metrics
 
 
+def evaluate_shared_in(est: Any, exp: Experiment, arch: Mapping[str, Any]) -> dict[str, float]:
+    """evaluate_shared with an estimator's options (``bn_steps``, ``eval_split``, ``eval_steps``, ``params``);
+    the BN batches are drawn once per estimator so every arch is recalibrated on the same data."""
+    assert exp.data is not None and exp.trainer is not None
+    if est._bn_batches is None:
+        est._bn_batches = fixed_batches(exp.data.train, est.bn_steps)
+    return evaluate_shared(exp.model, arch, exp.trainer, getattr(exp.data, est.eval_split),  # type: ignore
+                           est._bn_batches, None, est.eval_steps, est.params)
+
+
 @ESTIMATORS.register("Uniform")
 class Uniform(Default):
     """SPOS: ``epochs`` of uniform single-path supernet training, then ``budget`` arch evaluations.
@@ -134,11 +144,7 @@ class Uniform(Default):
     # --- search phase ---------------------------------------------------------------------------------
     def evaluate_arch(self, exp: Experiment, arch: Mapping[str, Any]) -> dict[str, float]:
         """Shared-weight metrics of ``arch`` (BN recalibrated, supernet restored)."""
-        assert exp.data is not None and exp.trainer is not None
-        if self._bn_batches is None:
-            self._bn_batches = fixed_batches(exp.data.train, self.bn_steps)
-        return evaluate_shared(exp.model, arch, exp.trainer, getattr(exp.data, self.eval_split),  # type: ignore
-                               self._bn_batches, None, self.eval_steps, self.params)
+        return evaluate_shared_in(self, exp, arch)
 
     def run(self, exp: Experiment) -> list[Result]:
         """Train the supernet (skipped when already done), then search it with the experiment's optimizer."""

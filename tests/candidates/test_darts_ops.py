@@ -4,20 +4,18 @@ from __future__ import annotations
 
 import pytest
 import torch
-import torch.fx as fx
 from torch import nn
 
 import fxnas
 from fxnas.candidates.darts_ops import FactorizedReduce
 from fxnas.candidates.registry import build_candidate
-from fxnas.slot import SlotSpec
+
+from .conftest import TwoConv, check_shape_and_trace, conv_spec
 
 DARTS_OPS = ["SEP3", "SEP5", "DIL3", "DIL5", "AVG3", "MAX3", "SKIP", "NIL", "IDT"]
 
 
-def spec(cin: int, cout: int, stride: int, hw: int = 8) -> SlotSpec:
-    return SlotSpec(cin, cout, stride, 3, in_shape=(2, cin, hw, hw),
-                    out_shape=(2, cout, (hw + stride - 1) // stride, (hw + stride - 1) // stride), name="s")
+spec = conv_spec
 
 
 def convs(m: nn.Module) -> list[nn.Conv2d]:
@@ -56,28 +54,13 @@ def test_skip_is_identity_or_factorized_reduce() -> None:
 @pytest.mark.parametrize("name", DARTS_OPS)
 @pytest.mark.parametrize("cin,cout,stride,hw", [(4, 4, 1, 8), (4, 8, 2, 8), (4, 4, 2, 7)])
 def test_shape_and_plain_fx_trace(name: str, cin: int, cout: int, stride: int, hw: int) -> None:
-    s = spec(cin, cout, stride, hw)
-    m = build_candidate(name, s).eval()
-    x = torch.randn(s.in_shape)
-    y = m(x)
-    assert tuple(y.shape) == s.out_shape
-    torch.testing.assert_close(fx.symbolic_trace(m)(x), y)
-
-
-class Net(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.c1 = nn.Conv2d(4, 8, 3, 2, 1)
-        self.c2 = nn.Conv2d(8, 8, 3, 1, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.c2(self.c1(x))
+    check_shape_and_trace(name, spec(cin, cout, stride, hw))
 
 
 @pytest.mark.parametrize("name", DARTS_OPS)
 def test_materialize_equals_supernet(name: str, rand_bn) -> None:
     x = torch.randn(2, 4, 8, 8)
-    sn = fxnas.searchify(Net(), "conv3x3", DARTS_OPS, x, mixed_op="Index")
+    sn = fxnas.searchify(TwoConv(4, 8), "conv3x3", DARTS_OPS, x, mixed_op="Index")
     rand_bn(sn)
     sn.eval()
     arch = {"c1": name, "c2": name}

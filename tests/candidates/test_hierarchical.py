@@ -15,23 +15,17 @@ from fxnas.candidates.registry import build_candidate
 from fxnas.errors import RegistryError
 from fxnas.slot import SlotSpec
 
+from .conftest import TwoConv
+
 BR = "BRANCH(NC3|DW3+IDT|NIL)"
 CELL = "CELL2(NIL|IDT|NC3)"
 
 
-class Net(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.c1 = nn.Conv2d(4, 8, 3, 2, 1)
-        self.c2 = nn.Conv2d(8, 8, 3, 1, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.c2(torch.relu(self.c1(x)))
 
 
 def supernet(cands, mixed_op: str = "Index", **kw):
     x = torch.randn(2, 4, 8, 8)
-    return fxnas.searchify(Net(), "conv3x3", cands, x, mixed_op=mixed_op, **kw), x
+    return fxnas.searchify(TwoConv(4, 8, relu=True), "conv3x3", cands, x, mixed_op=mixed_op, **kw), x
 
 
 def test_branch_candidate_structure() -> None:

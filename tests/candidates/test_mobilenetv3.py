@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 import torch
-import torch.fx as fx
 from torch import nn
 
 import fxnas
@@ -13,11 +12,12 @@ from fxnas.candidates.registry import build_candidate
 from fxnas.errors import RegistryError, ShapeError
 from fxnas.slot import SlotSpec
 
+from .conftest import TwoConv, check_shape_and_trace, conv_spec
+
 NAMES = ["M3B3E4", "M3B5E6SE", "M3B3E3HS", "M3B5E6SEHS", "M3B3E1"]
 
 
-def spec(cin: int, cout: int, stride: int) -> SlotSpec:
-    return SlotSpec(cin, cout, stride, 3, in_shape=(2, cin, 8, 8), out_shape=(2, cout, 8 // stride, 8 // stride))
+spec = conv_spec
 
 
 def test_names_parse_into_blocks() -> None:
@@ -55,27 +55,12 @@ def test_squeeze_excite_scales_channels() -> None:
 @pytest.mark.parametrize("name", NAMES)
 @pytest.mark.parametrize("cin,cout,stride", [(8, 8, 1), (8, 16, 2)])
 def test_shape_and_plain_fx_trace(name: str, cin: int, cout: int, stride: int) -> None:
-    s = spec(cin, cout, stride)
-    m = build_candidate(name, s).eval()
-    x = torch.randn(s.in_shape)
-    y = m(x)
-    assert tuple(y.shape) == s.out_shape
-    torch.testing.assert_close(fx.symbolic_trace(m)(x), y)
-
-
-class Net(nn.Module):
-    def __init__(self) -> None:
-        super().__init__()
-        self.c1 = nn.Conv2d(8, 16, 3, 2, 1)
-        self.c2 = nn.Conv2d(16, 16, 3, 1, 1)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.c2(self.c1(x))
+    check_shape_and_trace(name, spec(cin, cout, stride))
 
 
 def test_materialize_equals_supernet(rand_bn) -> None:
     x = torch.randn(2, 8, 8, 8)
-    sn = fxnas.searchify(Net(), "conv3x3", NAMES, x, mixed_op="Index")
+    sn = fxnas.searchify(TwoConv(8, 16), "conv3x3", NAMES, x, mixed_op="Index")
     rand_bn(sn)
     sn.eval()
     for name in NAMES:

@@ -20,6 +20,9 @@ from fxnas.optim.evolution import RegularizedEvolution
 ALL_RCB3 = {k: "RCB3" for k in EDGE_PARAMS}
 
 
+pytestmark = pytest.mark.nb201  # every test here looks archs up in the tables
+
+
 def test_registered_and_lookup_order():
     assert ESTIMATORS.get("Table") is Table
     t = Table(metric="cifar100_valid_12ep", report=["cifar10_test_200ep", "imagenet16_test_200ep"])

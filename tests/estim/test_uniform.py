@@ -14,25 +14,7 @@ from fxnas.optim import OPTIMIZERS
 from fxnas.routine import Experiment
 from fxnas.train import Trainer, build_data, recalibrate_bn
 
-
-class CNN(nn.Module):
-    """Two 3x3 convs (the search slots) with BN, a pool and a linear head."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.c1, self.b1 = nn.Conv2d(1, 16, 3, padding=1, bias=False), nn.BatchNorm2d(16)
-        self.c2, self.b2 = nn.Conv2d(16, 16, 3, padding=1, bias=False), nn.BatchNorm2d(16)
-        self.fc = nn.Linear(16, 10)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = nn.functional.max_pool2d(torch.relu(self.b1(self.c1(x))), 2)
-        x = torch.relu(self.b2(self.c2(x)))
-        return self.fc(x.mean((2, 3)))
-
-
-@pytest.fixture(scope="module")
-def digits():
-    return build_data("digits", size=16, batch_size=32, seed=0)
+from .conftest import CNN
 
 
 def supernet(mixed_op: str = "Index") -> torch.fx.GraphModule:

@@ -35,6 +35,7 @@ def test_round_trip_every_arch_of_the_space():
         assert str_to_arch(arch_to_str(a)) == a
 
 
+@pytest.mark.nb201
 def test_every_table_string_parses_and_covers_the_space(table):
     assert len(table) == 15625
     for s in table:
@@ -63,6 +64,7 @@ def test_bad_arch_dict_raises():
         arch_to_str({**{k: "IDT" for k in EDGE_PARAMS}, "edge2": "NC3"})
 
 
+@pytest.mark.nb201
 def test_lookup_and_best(table):
     row = table.lookup(README_EXAMPLE)
     assert row[SEARCH_METRIC] == pytest.approx(82.834) and row[FINAL_METRIC] == pytest.approx(93.66)
@@ -74,6 +76,7 @@ def test_lookup_and_best(table):
         table.best("imagenet_top5")
 
 
+@pytest.mark.nb201
 def test_table_location(monkeypatch, tmp_path):
     d = table_dir()
     monkeypatch.setenv("FXNAS_NB201_DIR", str(d))
@@ -85,6 +88,7 @@ def test_table_location(monkeypatch, tmp_path):
         NB201Table(tmp_path)
 
 
+@pytest.mark.nb201
 def test_benchmark_script_runs(capsys):
     import importlib.util
     from pathlib import Path

@@ -106,6 +106,7 @@ def test_best_respects_mode_and_constraints(space):
     assert toy_score(low.best())["acc"] == min(r.metrics["acc"] for r in low.history)
 
 
+@pytest.mark.nb201
 def test_random_and_grid_on_nb201():
     table = Table(budget=100)
     accs = []

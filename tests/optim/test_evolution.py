@@ -76,6 +76,7 @@ def test_bad_options():
         Evolution(toy_space(), crossover_prob=2.0)
 
 
+@pytest.mark.nb201
 def test_rea_beats_random_on_nb201():
     table = Table(budget=100)
 

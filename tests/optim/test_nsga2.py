@@ -36,6 +36,7 @@ def test_needs_objectives():
         NSGA2(toy_space())
 
 
+@pytest.mark.nb201
 def test_pareto_front_on_nb201(table, tmp_path):
     opt = NSGA2(nb201_space(), seed=0, objectives=OBJS, population=20)
     results = table.search(opt, 200)
@@ -55,6 +56,7 @@ def test_pareto_front_on_nb201(table, tmp_path):
     assert len(data["front"]) == len(front) and (tmp_path / "pareto.png").stat().st_size > 1000
 
 
+@pytest.mark.nb201
 def test_nsga2_front_better_than_random_front(table):
     from fxnas.objectives import pareto_front
     from fxnas.optim.discrete import Random

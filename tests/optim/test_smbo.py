@@ -87,6 +87,7 @@ def test_constraints_do_not_break_regression_targets(space):
     assert np.isfinite(pred).all() and np.corrcoef(pred, -cost)[0, 1] > 0.8
 
 
+@pytest.mark.nb201
 def test_runs_on_nb201():
     table = Table(budget=40)
     res = table.search(ModelBased(nb201_space(), seed=0, metric="cifar10_valid_12ep", **FAST), 40)
