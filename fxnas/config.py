@@ -368,7 +368,8 @@ def build_experiment(cfg: Mapping[str, Any], console: Console | None = None,
 
     from .estim.base import ESTIMATORS
     from .optim.base import OPTIMIZERS
-    from .routine import Experiment, seed_everything
+    from .rng import seed_everything
+    from .routine import Experiment
     from .train.data import DATASETS
     from .train.trainer import TRAINERS
 

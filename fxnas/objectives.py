@@ -299,17 +299,17 @@ def _first_input_shape(node: fx.Node) -> tuple[int, ...] | None:
 
 
 def _macs(mod: Any, out_shape: tuple[int, ...] | None) -> int:
-    """MACs per sample of a conv or linear module given its output shape."""
+    """MACs per sample of a conv or linear module given its output shape (counted as the static profiler does)."""
+    import torch
     from torch import nn
 
-    if out_shape is None:
+    from .profilers.static import op_cost
+
+    if out_shape is None or not isinstance(mod, (nn.modules.conv._ConvNd, nn.Linear)) \
+            or isinstance(mod, nn.modules.conv._ConvTransposeNd):
         return 0
-    per_sample = math.prod(out_shape[1:]) if len(out_shape) > 1 else 1
-    if isinstance(mod, nn.modules.conv._ConvNd):
-        return per_sample * (mod.in_channels // mod.groups) * math.prod(mod.kernel_size)
-    if isinstance(mod, nn.Linear):
-        return per_sample * mod.in_features
-    return 0
+    batch = out_shape[0] if len(out_shape) > 1 else 1
+    return op_cost(mod, mod, (), torch.empty(out_shape, device="meta"))[1] // max(batch, 1)
 
 
 def _module_flops(module: Any, in_shape: tuple[int, ...] | None) -> int:

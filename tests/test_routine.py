@@ -14,7 +14,8 @@ import yaml
 
 from fxnas.errors import ConfigError
 from fxnas.optim.base import Optimizer, Result
-from fxnas.routine import Experiment, jsonable, preserved_rng
+from fxnas.rng import jsonable, preserved_rng
+from fxnas.routine import Experiment
 from fxnas.space import Categorical, SearchSpace
 
 

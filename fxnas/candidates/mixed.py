@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import contextlib
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import torch
@@ -19,6 +20,7 @@ class MixedOp(nn.Module):
     """Base mixed op: candidates keyed by name, driven by one Categorical param of the space."""
 
     uses_alpha = False  # True: the op owns a TensorParam "<param>.alpha" trained by gradient optimizers
+    fixed = False  # set by fixed_arch(): run only the applied arch's candidate, whatever the op's own rule
 
     def __init__(self, candidates: Mapping[str, nn.Module], param: Categorical, space: SearchSpace,
                  name: str = "") -> None:
@@ -47,6 +49,10 @@ class MixedOp(nn.Module):
     def chosen(self) -> nn.Module:
         """The candidate the current arch selects."""
         return self.candidates[self.names[self.index]]
+
+    def forward_chosen(self, *args: Any, **kwargs: Any) -> Any:
+        """Run only the candidate the current arch selects."""
+        return self.chosen()(*args, **kwargs)
 
     def chosen_name(self) -> str:
         """Name of the candidate the current arch selects."""
@@ -84,4 +90,20 @@ class SoftmaxSumMixedOp(MixedOp):
         return F.softmax(self.alpha, dim=-1)
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
+        if self.fixed:
+            return self.forward_chosen(*args, **kwargs)
         return weighted_sum(self.weights(), self.candidates.values(), args, kwargs)
+
+
+@contextlib.contextmanager
+def fixed_arch(model: nn.Module) -> Iterator[None]:
+    """Within the block every mixed op of ``model`` runs only the candidate of the applied arch."""
+    ops = [m for m in model.modules() if isinstance(m, MixedOp)]
+    old = [m.fixed for m in ops]
+    for m in ops:
+        m.fixed = True
+    try:
+        yield
+    finally:
+        for m, f in zip(ops, old):
+            m.fixed = f

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
@@ -56,11 +55,6 @@ class GradientMixedOp(MixedOp):
     """Base of mixed ops with alphas; ``fixed = True`` makes them run the applied arch's candidate only."""
 
     uses_alpha = True
-    fixed = False  # set by fixed_arch(): REINFORCE evaluates the sampled arch through the same ops
-
-    def forward_chosen(self, *args: Any, **kwargs: Any) -> Any:
-        """Run only the candidate the current arch selects."""
-        return self.chosen()(*args, **kwargs)
 
 
 class BinaryGateMixedOp(GradientMixedOp):
@@ -156,20 +150,6 @@ class GumbelSum(GradientMixedOp):
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, temperature={self.temperature:.4g}"
-
-
-@contextlib.contextmanager
-def fixed_arch(model: nn.Module) -> Iterator[None]:
-    """Within the block every gradient mixed op runs only the candidate of the applied arch."""
-    ops = [m for m in model.modules() if isinstance(m, GradientMixedOp)]
-    old = [m.fixed for m in ops]
-    for m in ops:
-        m.fixed = True
-    try:
-        yield
-    finally:
-        for m, f in zip(ops, old):
-            m.fixed = f
 
 
 def binary_gate_ops(model: nn.Module) -> list[BinaryGateMixedOp]:

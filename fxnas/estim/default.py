@@ -16,7 +16,7 @@ import yaml
 
 from ..errors import ConfigError
 from ..optim.base import Result
-from ..routine import preserved_rng
+from ..rng import preserved_rng
 from .base import ESTIMATORS, Estimator
 
 if TYPE_CHECKING:
@@ -110,7 +110,7 @@ class Default(Estimator):
         """With ``arch`` given, gradient mixed ops run only the applied arch's candidate."""
         if self.arch is None or exp.model is None:
             return contextlib.nullcontext()
-        from ..candidates.mixed_gradient import fixed_arch
+        from ..candidates.mixed import fixed_arch
 
         return fixed_arch(exp.model)
 

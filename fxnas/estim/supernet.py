@@ -12,7 +12,7 @@ import random
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
-from ..routine import preserved_rng
+from ..rng import preserved_rng
 from .base import ESTIMATORS
 from .default import Default
 

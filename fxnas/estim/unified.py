@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
 from ..optim.base import Result
-from ..routine import preserved_rng
+from ..rng import preserved_rng
 from .base import ESTIMATORS, Estimator
 from .subnet import check_discrete
 from .uniform import check_single_path, evaluate_shared_in

@@ -13,7 +13,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..candidates.mixed_gradient import GumbelSum, fixed_arch, rescale_binary_gates
+from ..candidates.mixed import fixed_arch
+from ..candidates.mixed_gradient import GumbelSum, rescale_binary_gates
 from ..errors import ConfigError
 from ..space import Categorical, SearchSpace, TensorParam
 from .base import OPTIMIZERS, GradientOptimizer

@@ -8,8 +8,8 @@ import torch.nn.functional as F
 from torch import nn
 
 import fxnas
-from fxnas.candidates.mixed import MIXED_OPS
-from fxnas.candidates.mixed_gradient import BinaryGateGrad, GumbelSum, fixed_arch, rescale
+from fxnas.candidates.mixed import MIXED_OPS, fixed_arch
+from fxnas.candidates.mixed_gradient import BinaryGateGrad, GumbelSum, rescale
 from fxnas.space import TensorParam
 
 CANDS = ["NC3", "DW3", "SEP3", "DIL3", "MAX3", "IDT"]
