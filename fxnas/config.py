@@ -39,7 +39,7 @@ TOP_KEYS = ("name", "seed", "device", "out_root", "model", "construct", "optim",
 SECTION_KEYS = {
     "construct": ("pattern", "candidates", "mixed_op", "mixed_op_args", "share", "check"),
     "export": ("materialize", "onnx", "simplify", "test", "plot", "bn_recalibrate"),
-    "parallel": ("backend", "workers", "address"),
+    "parallel": ("backend", "workers", "address", "processes"),
 }
 DEFAULTS: dict[str, Any] = {
     "seed": 0, "device": "cpu", "out_root": "exp", "construct": None, "trainer": {"type": "Classification"},

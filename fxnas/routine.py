@@ -255,8 +255,10 @@ class Experiment:
             except ImportError:
                 raise ConfigError("parallel.backend 'dask' needs dask: pip install 'dask[distributed]'") from None
             addr = self.parallel.get("address")
+            # processes: false keeps workers in this process (threads): no pickling of the supernet per task
             self._client = Client(addr) if addr else Client(
-                n_workers=int(self.parallel.get("workers", 1)), threads_per_worker=1)
+                n_workers=int(self.parallel.get("workers", 1)), threads_per_worker=1,
+                processes=bool(self.parallel.get("processes", True)))
         return self._client.gather(self._client.map(fn, archs, pure=False))
 
     # --- checkpoints ------------------------------------------------------------------------------

@@ -42,7 +42,7 @@ def assert_close(got: Any, want: Any, rtol: float = 1e-4, atol_scale: float = 1e
             assert_close(got[k], want[k], rtol, atol_scale)
         return
     assert got.shape == want.shape, (got.shape, want.shape)
-    scale = max(float(want.abs().max()), 1e-6)
+    scale = max(float(want.detach().abs().max()), 1e-6)
     torch.testing.assert_close(got, want, rtol=rtol, atol=atol_scale * scale)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import random
 from typing import Any
@@ -184,8 +183,10 @@ def test_bad_parallel_backend(tmp_path):
         make_exp(tmp_path, parallel={"backend": "ray"})
 
 
-@pytest.mark.skipif(importlib.util.find_spec("dask") is not None, reason="dask is installed")
-def test_dask_backend_without_dask_says_how_to_install(tmp_path):
+def test_dask_backend_without_dask_says_how_to_install(tmp_path, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "dask.distributed", None)  # as if dask were not installed
     exp = make_exp(tmp_path, parallel={"backend": "dask", "workers": 2})
     with pytest.raises(ConfigError, match=r"pip install 'dask\[distributed\]'"):
         exp.evaluate_loop(score, budget=2)
@@ -227,7 +228,20 @@ def test_dask_backend_maps_on_a_client(tmp_path, monkeypatch):
     got = exp.evaluate_loop(score, budget=6, batch_size=3)
     ref = make_exp(tmp_path / "l").evaluate_loop(score, budget=6, batch_size=3)
     assert [(r.arch, r.metrics) for r in got] == [(r.arch, r.metrics) for r in ref]
-    assert FakeClient.made == [{"address": None, "n_workers": 3, "threads_per_worker": 1}]  # one client, reused
+    assert FakeClient.made == [{"address": None, "n_workers": 3, "threads_per_worker": 1,
+                                "processes": True}]  # one client, reused
+
+
+def test_dask_backend_on_a_real_local_cluster(tmp_path):
+    pytest.importorskip("dask.distributed", reason="the test extras install dask[distributed]")
+    exp = make_exp(tmp_path / "d", parallel={"backend": "dask", "workers": 2, "processes": False})
+    try:
+        got = exp.evaluate_loop(score, budget=6, batch_size=3)
+        assert type(exp._client).__module__.startswith("distributed")
+    finally:
+        exp._client.close()
+    ref = make_exp(tmp_path / "l").evaluate_loop(score, budget=6, batch_size=3)
+    assert [(r.arch, r.metrics) for r in got] == [(r.arch, r.metrics) for r in ref]
 
 
 def test_two_objectives_write_the_pareto_front(tmp_path):

@@ -8,15 +8,19 @@ import torch
 from torch import nn
 
 from ..slot import SlotSpec
-from .registry import CANDIDATES, require_conv_spec
+from .registry import CANDIDATES, conv_dims, require_conv_spec
+
+CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
+BATCHNORM = {1: nn.BatchNorm1d, 2: nn.BatchNorm2d, 3: nn.BatchNorm3d}
+GENERIC_DIMS = (1, 2, 3)  # spatial dims the NC / DW / MB / IDT candidates support
 
 
 def conv_bn(cin: int, cout: int, k: int, stride: int = 1, groups: int = 1, dilation: int = 1,
-            act: type[nn.Module] | None = nn.ReLU) -> nn.Sequential:
-    """Conv2d (same padding, no bias) + BatchNorm2d (+ activation), as plain torch modules."""
+            act: type[nn.Module] | None = nn.ReLU, dim: int = 2) -> nn.Sequential:
+    """Conv (same padding, no bias) + BatchNorm (+ activation) over ``dim`` spatial dims, as plain torch modules."""
     layers: list[nn.Module] = [
-        nn.Conv2d(cin, cout, k, stride, padding=dilation * (k // 2), dilation=dilation, groups=groups, bias=False),
-        nn.BatchNorm2d(cout),
+        CONV[dim](cin, cout, k, stride, padding=dilation * (k // 2), dilation=dilation, groups=groups, bias=False),
+        BATCHNORM[dim](cout),
     ]
     if act is not None:
         layers.append(act())
@@ -26,8 +30,8 @@ def conv_bn(cin: int, cout: int, k: int, stride: int = 1, groups: int = 1, dilat
 @CANDIDATES.register_family(r"NC(\d+)", "NC3")
 def _nc(k: str):
     def build(spec: SlotSpec) -> nn.Module:
-        cin, cout, s = require_conv_spec(f"NC{k}", spec)
-        return conv_bn(cin, cout, int(k), s)
+        cin, cout, s = require_conv_spec(f"NC{k}", spec, GENERIC_DIMS)
+        return conv_bn(cin, cout, int(k), s, dim=conv_dims(spec))
 
     return build
 
@@ -35,8 +39,9 @@ def _nc(k: str):
 @CANDIDATES.register_family(r"DW(\d+)", "DW3")
 def _dw(k: str):
     def build(spec: SlotSpec) -> nn.Module:
-        cin, cout, s = require_conv_spec(f"DW{k}", spec)
-        return nn.Sequential(conv_bn(cin, cin, int(k), s, groups=cin), conv_bn(cin, cout, 1, act=None))
+        cin, cout, s = require_conv_spec(f"DW{k}", spec, GENERIC_DIMS)
+        d = conv_dims(spec)
+        return nn.Sequential(conv_bn(cin, cin, int(k), s, groups=cin, dim=d), conv_bn(cin, cout, 1, act=None, dim=d))
 
     return build
 
@@ -67,8 +72,8 @@ def identity(spec: SlotSpec) -> nn.Module:
         return nn.Identity()
     if spec.in_shape is not None and len(spec.in_shape) == 2:
         return nn.Linear(spec.in_channels, spec.out_channels, bias=False)
-    cin, cout, s = require_conv_spec("IDT", spec)
-    return conv_bn(cin, cout, 1, s, act=None)
+    cin, cout, s = require_conv_spec("IDT", spec, GENERIC_DIMS)
+    return conv_bn(cin, cout, 1, s, act=None, dim=conv_dims(spec))
 
 
 @CANDIDATES.register("ORIG")

@@ -24,10 +24,20 @@ def build_candidate(name: str, spec: SlotSpec) -> nn.Module:
     return builder(spec)
 
 
-def require_conv_spec(name: str, spec: SlotSpec) -> tuple[int, int, int]:
-    """(in, out, stride) of a 4-D (NCHW) slot, or ShapeError saying the candidate needs one."""
-    if spec.in_shape is None or len(spec.in_shape) != 4 or spec.in_channels is None or spec.out_channels is None:
+_LAYOUTS = {1: "3-D NCL", 2: "4-D NCHW", 3: "5-D NCDHW"}
+
+
+def require_conv_spec(name: str, spec: SlotSpec, dims: tuple[int, ...] = (2,)) -> tuple[int, int, int]:
+    """(in, out, stride) of a slot with ``dims`` spatial dims, or ShapeError saying what the candidate needs."""
+    nd = len(spec.in_shape) - 2 if spec.in_shape is not None else None
+    if nd not in dims or spec.in_channels is None or spec.out_channels is None:
+        need = " or ".join(_LAYOUTS[d] for d in dims)
         raise ShapeError(
-            f"candidate {name} needs a 4-D NCHW slot, but slot {spec.name!r} has input shape {spec.in_shape}; "
+            f"candidate {name} needs a {need} slot, but slot {spec.name!r} has input shape {spec.in_shape}; "
             f"use shape-agnostic candidates (ORIG, IDT, NIL) or a conv pattern")
     return spec.in_channels, spec.out_channels, spec.stride
+
+
+def conv_dims(spec: SlotSpec) -> int:
+    """Spatial dimensions of a conv slot (1 for NCL, 2 for NCHW)."""
+    return len(spec.in_shape) - 2 if spec.in_shape is not None else 2

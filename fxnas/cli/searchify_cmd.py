@@ -50,8 +50,8 @@ def slot_table(net: Any, specs: dict[str, Any], title: str) -> Any:
 @click.command("searchify")
 @click.argument("model")
 @click.option("--pattern", "-p", default="conv3x3", show_default=True,
-              help="Pattern name(s), comma-separated (conv3x3, conv5x5, conv, dwconv, pwconv, linear, "
-                   "resnet_block, inverted_residual).")
+              help="Pattern name(s), comma-separated (conv3x3, conv5x5, conv, dwconv, pwconv, conv1d, dwconv1d, "
+                   "linear, resnet_block, inverted_residual).")
 @click.option("--candidates", "-c", default="ORIG", show_default=True,
               help="Comma-separated candidate names (NC3, DW5, MB3E6, IDT, NIL, ORIG...).")
 @click.option("--input-shape", "-s", type=ShapeType(), default="1,3,32,32", show_default=True,

@@ -77,6 +77,16 @@ def _pw(m: nn.Module) -> bool:
     return _conv(m) and m.groups == 1 and _k(m) == 1
 
 
+@register_pattern("conv1d", "1-D standard convs (nn.Conv1d, groups == 1), for sequence and signal models")
+def _conv1d(m: nn.Module) -> bool:
+    return isinstance(m, nn.Conv1d) and m.groups == 1
+
+
+@register_pattern("dwconv1d", "1-D depthwise convs (nn.Conv1d, groups == in_channels > 1)")
+def _dw1d(m: nn.Module) -> bool:
+    return isinstance(m, nn.Conv1d) and m.groups > 1 and m.groups == m.in_channels
+
+
 @register_pattern("linear", "nn.Linear layers")
 def _linear(m: nn.Module) -> bool:
     return isinstance(m, nn.Linear)

@@ -71,7 +71,7 @@ def test_idt_nil_orig() -> None:
 def test_shape_errors() -> None:
     s2d = SlotSpec(in_channels=5, out_channels=3, in_shape=(2, 5), out_shape=(2, 3), name="fc")
     for name in ("NC3", "DW3", "MB3E3"):
-        with pytest.raises(ShapeError, match="needs a 4-D NCHW slot, but slot 'fc'"):
+        with pytest.raises(ShapeError, match="needs a 3-D NCL or 4-D NCHW or 5-D NCDHW slot, but slot 'fc'"):
             build_candidate(name, s2d)
     bad = spec(8, 8, 1).with_(out_shape=(2, 8, 4, 4))
     with pytest.raises(ShapeError, match=r"gives shape \(2, 8, 16, 16\), the slot needs \(2, 8, 4, 4\)"):

@@ -53,7 +53,7 @@ def test_per_slot_dict_and_callable_candidates() -> None:
 
 def test_shape_check_names_the_slot() -> None:
     _, gm = slotted("linear")
-    with pytest.raises(ShapeError, match="needs a 4-D NCHW slot, but slot 'head'"):
+    with pytest.raises(ShapeError, match="needs a 3-D NCL or 4-D NCHW or 5-D NCDHW slot, but slot 'head'"):
         fxnas.construct(gm, ["ORIG", "MB3E3"])
     _, gm = slotted()
     with pytest.raises(fxnas.RegistryError, match="unknown candidate 'MB3X3'"):
