@@ -33,6 +33,48 @@ def _darts_cell(space: SearchSpace) -> dict[str, Any]:
 DERIVE = {"argmax": SearchSpace.derive, "darts_cell": _darts_cell}
 
 
+class ExpectedCost:
+    """A differentiable hardware term: ``weight * E[cost] / max cost``, E over softmax(alpha) of each mixed op.
+
+    ``metric`` is ``flops`` (multiply-accumulates) or ``params``, counted per candidate from the supernet's graph
+    (objectives.GraphCost); the term lies in [0, weight], so ``weight`` reads as "accuracy loss worth the
+    whole cost range". This is ProxylessNAS's expected-latency loss with the graph's counts as the proxy.
+    """
+
+    def __init__(self, metric: str = "flops", weight: float = 0.1) -> None:
+        if metric not in ("flops", "params") or not weight >= 0:
+            raise ConfigError(f"cost needs metric flops or params and weight >= 0; got metric={metric!r}, "
+                              f"weight={weight!r}")
+        self.metric, self.weight = metric, float(weight)
+        self.table: list[tuple[TensorParam, torch.Tensor]] | None = None
+        self.fixed = self.span = 0.0
+
+    def _build(self, model: nn.Module, space: SearchSpace) -> None:
+        from ..objectives import GraphCost
+
+        gc = GraphCost(model)
+        k = 0 if self.metric == "params" else 1
+        by_cat = {t.categorical: t for t in space.tensors().values() if t.categorical}
+        self.table, top = [], 0.0
+        for pname, costs in gc.table:
+            if pname not in by_cat:
+                raise ConfigError(f"cost: param {pname!r} has no alphas; use a gradient mixed op")
+            choices = space[pname].choices  # type: ignore[attr-defined]
+            c = torch.tensor([float(costs[n][k]) for n in choices])
+            self.table.append((by_cat[pname], c))
+            top += float(c.max())
+        self.fixed = float(gc.fixed_params if k == 0 else gc.fixed_flops)
+        self.span = max(top, 1.0)
+
+    def __call__(self, model: nn.Module, space: SearchSpace) -> tuple[torch.Tensor, float]:
+        """(the term to add to the arch loss, the expected cost of the whole network)."""
+        if self.table is None:
+            self._build(model, space)
+        assert self.table is not None
+        expected = sum(torch.softmax(t.value, -1) @ c.to(t.value.device) for t, c in self.table)
+        return self.weight * expected / self.span, self.fixed + float(expected.detach())
+
+
 class AlphaOptimizer(GradientOptimizer):
     """Adam over the space's TensorParams; subclasses say which loss gives the arch gradient."""
 
@@ -40,11 +82,12 @@ class AlphaOptimizer(GradientOptimizer):
 
     def __init__(self, space: SearchSpace, seed: int | None = 0, lr: float | None = None,
                  betas: Sequence[float] | None = None, weight_decay: float | None = None, eps: float | None = None,
-                 derive: str = "argmax", **kwargs: Any) -> None:
+                 derive: str = "argmax", cost: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
         super().__init__(space, seed, **kwargs)
         if derive not in DERIVE:
             raise ConfigError(f"{type(self).__name__}: derive must be one of {sorted(DERIVE)}, got {derive!r}")
         self.derive = derive
+        self.cost = None if cost is None else ExpectedCost(**cost)
         d = self.adam_defaults
         self.adam_options = {"lr": float(d["lr"] if lr is None else lr),
                              "betas": tuple(float(b) for b in (d["betas"] if betas is None else betas)),
@@ -94,10 +137,19 @@ class AlphaOptimizer(GradientOptimizer):
             exp.model.train(was)
 
     def step_arch(self, exp: Any, train_batch: Any, valid_batch: Any) -> dict[str, float]:
-        """One Adam step on the alphas along the gradient of ``arch_loss``."""
+        """One Adam step on the alphas along the gradient of ``arch_loss`` (+ the expected-cost term)."""
         loss, grads = self.arch_gradient(exp, train_batch, valid_batch)
-        self._apply(grads)
-        return {"arch_loss": float(loss.detach())}
+        stats = {"arch_loss": float(loss.detach())}
+        self._apply(self._with_cost(exp, grads, stats))
+        return stats
+
+    def _with_cost(self, exp: Any, grads: list[torch.Tensor], stats: dict[str, float]) -> list[torch.Tensor]:
+        """Add the gradient of the ``cost`` option's term (ProxylessNAS-style hardware loss) to ``grads``."""
+        if self.cost is None:
+            return grads
+        term, expected = self.cost(exp.model, self.space)
+        stats[f"arch_{self.cost.metric}"] = expected
+        return [g + c for g, c in zip(grads, _grads_or_zero(term, self.params))]
 
     def arch_gradient(self, exp: Any, train_batch: Any, valid_batch: Any) -> tuple[torch.Tensor, list[torch.Tensor]]:
         """(loss, gradient of the alphas) of one step; the default is the first-order one on the valid batch."""
@@ -223,9 +275,10 @@ class BinaryGate(AlphaOptimizer):
             op.involved = []  # paths sampled by weight steps are not this update's
         before = {id(p): p.detach().clone() for p in self.params}
         loss, grads = self.arch_gradient(exp, train_batch, valid_batch)
-        self._apply(grads)
-        n = rescale_binary_gates(exp.model, before)
-        return {"arch_loss": float(loss.detach()), "rescaled": float(n)}
+        stats = {"arch_loss": float(loss.detach())}
+        self._apply(self._with_cost(exp, grads, stats))
+        stats["rescaled"] = float(rescale_binary_gates(exp.model, before))
+        return stats
 
 
 def _binary_ops(model: nn.Module) -> list[Any]:
@@ -295,6 +348,8 @@ class REINFORCE(AlphaOptimizer):
                  samples: int = 1, **kwargs: Any) -> None:
         if reward not in ("acc", "neg_loss"):
             raise ConfigError(f"REINFORCE reward must be 'acc' or 'neg_loss', got {reward!r}")
+        if kwargs.get("cost") is not None:
+            raise ConfigError("REINFORCE takes no cost option (its reward is a metric); use BinaryGate or DARTS")
         super().__init__(space, seed, **kwargs)
         self.reward, self.baseline_decay, self.samples = reward, float(baseline_decay), max(1, int(samples))
         self.baseline: float | None = None

@@ -311,3 +311,54 @@ def test_doc_examples_run(index: int, tmp_path) -> None:
     exp.run()
     arch = exp.optimizer.best()
     assert set(arch) == set(exp.space.discrete())
+
+
+class Plain(nn.Module):
+    """Two 3x3 convs whose output the rigged loss ignores: only the cost term moves the alphas."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Conv2d(C, C, 3, padding=1)
+        self.b = nn.Conv2d(C, C, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.b(self.a(x))
+
+
+@pytest.mark.parametrize("optim,mixed_op", [("DARTS", "SoftmaxSum"), ("BinaryGate", "BinaryGate"),
+                                            ("GumbelAnnealing", "GumbelSum")])
+def test_cost_term_moves_the_arch_to_the_cheapest_candidates(optim: str, mixed_op: str) -> None:
+    x = torch.randn(2, C, 6, 6)
+    sn = fxnas.searchify(Plain(), "conv3x3", ["NC7", "NC5", "NC3", "IDT"], x, mixed_op=mixed_op)
+    exp = SimpleNamespace(model=sn, space=sn.space, device="cpu", trainer=StandInTrainer(sn))
+    exp.trainer.loss = lambda model, batch: 0.0 * model(batch[0]).sum()  # the task is indifferent to the arch
+    opt = OPTIMIZERS.get(optim)(exp.space, seed=0, lr=0.02, cost={"metric": "flops", "weight": 1.0})
+    first = opt.step_arch(exp, (x, None), (x, None))["arch_flops"]
+    for _ in range(150):
+        last = opt.step_arch(exp, (x, None), (x, None))["arch_flops"]
+    assert opt.best() == {"a": "IDT", "b": "IDT"}  # identity: no multiply-accumulates
+    assert last < first
+
+
+def test_expected_cost_matches_the_graph_count() -> None:
+    from fxnas.objectives import GraphCost
+
+    x = torch.randn(1, C, 6, 6)
+    sn = fxnas.searchify(Plain(), "conv3x3", ["NC7", "NC3", "IDT"], x, mixed_op="SoftmaxSum")
+    opt = DARTS(sn.space, cost={"metric": "flops", "weight": 1.0})
+    arch = {"a": "NC7", "b": "NC3"}
+    with torch.no_grad():  # alphas one-hot enough that the expectation is the arch's own count
+        for name, choice in arch.items():
+            alpha = sn.space[f"{name}.alpha"].value
+            alpha.fill_(-30.0)
+            alpha[sn.space[name].choices.index(choice)] = 30.0
+    _, expected = opt.cost(sn, sn.space)
+    assert expected == pytest.approx(GraphCost(sn)(arch)["flops"], rel=1e-6)
+
+
+def test_bad_cost_options() -> None:
+    exp, _ = make_exp("SoftmaxSum")
+    with pytest.raises(ConfigError, match="metric flops or params"):
+        DARTS(exp.space, cost={"metric": "latency"})
+    with pytest.raises(ConfigError, match="REINFORCE takes no cost"):
+        OPTIMIZERS.get("REINFORCE")(exp.space, cost={"weight": 1.0})
