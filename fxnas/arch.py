@@ -10,6 +10,7 @@ from typing import Any
 
 from .errors import ConfigError
 from .space import SearchSpace
+from .yamlio import load_yaml
 
 
 def to_plain(value: Any) -> Any:
@@ -49,9 +50,8 @@ def read_arch(path: str | os.PathLike, space: SearchSpace | None = None) -> dict
         if path.suffix.lower() == ".json":
             data = json.loads(text)
         else:
-            import yaml
 
-            data = yaml.safe_load(text)
+            data = load_yaml(text)
     except Exception as exc:
         raise ConfigError(f"arch file {str(path)!r} is not valid {path.suffix or 'YAML'}: {exc}") from exc
     if isinstance(data, Mapping) and set(data) >= {"arch"} and isinstance(data["arch"], Mapping):

@@ -22,6 +22,7 @@ import yaml
 from .errors import ConfigError, RegistryError
 from .registry import Registry
 from .spaces.registry import SPACES, model_builder  # noqa: F401  (SPACES: spaces register here)
+from .yamlio import load_yaml
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -75,7 +76,7 @@ def apply_override(cfg: dict[str, Any], override: str) -> None:
     if not sep or not key.strip():
         raise ConfigError(f"override {override!r} must look like key.path=value")
     try:
-        value = yaml.safe_load(raw)
+        value = load_yaml(raw)
     except yaml.YAMLError:
         value = raw
     parts = key.strip().split(".")
@@ -109,7 +110,7 @@ def load_config(ref: str | Path | Mapping[str, Any], overrides: Sequence[str] = 
     else:
         path = resolve_config(ref)
         try:
-            raw = yaml.safe_load(path.read_text()) or {}
+            raw = load_yaml(path.read_text()) or {}
         except yaml.YAMLError as e:
             raise ConfigError(f"{path} is not valid YAML: {str(e).splitlines()[0]}") from None
         stem = path.stem

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from .errors import ModelError
+from .yamlio import load_yaml
 
 TORCHVISION_PREFIX = "torchvision:"
 
@@ -247,12 +248,11 @@ def parse_shape(text: str) -> tuple[int, ...]:
 
 def parse_kwargs(items: list[str] | tuple[str, ...]) -> dict[str, Any]:
     """``["num_classes=10", "width=0.5"]`` → kwargs, values parsed as YAML scalars."""
-    import yaml
 
     out: dict[str, Any] = {}
     for it in items:
         key, sep, val = it.partition("=")
         if not sep or not key.strip().isidentifier():
             raise ModelError(f"model argument {it!r} is not KEY=VALUE (e.g. num_classes=10)")
-        out[key.strip()] = yaml.safe_load(val) if val.strip() else None
+        out[key.strip()] = load_yaml(val) if val.strip() else None
     return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import operator
@@ -222,29 +223,30 @@ def write_pareto(folder: str | Path, front: Sequence[Result], objectives: Sequen
 
 def plot_pareto(path: str | Path, front: Sequence[Result], objectives: Sequence[ObjectiveLike],
                 all_results: Sequence[Result] = ()) -> Path:
-    """Scatter every result and the front over the first two objectives, saved as PNG (Agg backend)."""
-    import matplotlib
+    """Scatter every result and the front over the first two objectives, saved as PNG (Agg canvas).
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    Draws on its own Figure with an Agg canvas: pyplot and the global matplotlib backend (a notebook's) are
+    left alone.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     objs = [parse_objective(o) for o in objectives][:2]
     if len(objs) < 2:
         raise ConfigError("a Pareto plot needs two objectives")
-    fig, ax = plt.subplots(figsize=(5, 4))
-    try:
-        if all_results:
-            ax.scatter([objs[1].raw(r.metrics) for r in all_results], [objs[0].raw(r.metrics) for r in all_results],
-                       s=8, c="0.7", label="evaluated")
-        pts = sorted((objs[1].raw(r.metrics), objs[0].raw(r.metrics)) for r in front)
-        ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", c="C3", ms=4, label="Pareto front")
-        ax.set_xlabel(f"{objs[1].name()} ({objs[1].mode})")
-        ax.set_ylabel(f"{objs[0].name()} ({objs[0].mode})")
-        ax.legend(loc="best")
-        fig.tight_layout()
-        fig.savefig(path, dpi=100)
-    finally:
-        plt.close(fig)
+    fig = Figure(figsize=(5, 4))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    if all_results:
+        ax.scatter([objs[1].raw(r.metrics) for r in all_results], [objs[0].raw(r.metrics) for r in all_results],
+                   s=8, c="0.7", label="evaluated")
+    pts = sorted((objs[1].raw(r.metrics), objs[0].raw(r.metrics)) for r in front)
+    ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", c="C3", ms=4, label="Pareto front")
+    ax.set_xlabel(f"{objs[1].name()} ({objs[1].mode})")
+    ax.set_ylabel(f"{objs[0].name()} ({objs[0].mode})")
+    ax.legend(loc="best")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
     return Path(path)
 
 
@@ -254,6 +256,14 @@ class GraphCost:
 
     Counted without training from the supernet's fixed modules (with the shapes ShapeProp recorded at trace
     time) plus, for each mixed op, the candidate the arch picks (run once on a fake input of the slot's shape).
+    A supernet with nested mixed ops (hierarchical candidates such as ``BRANCH(...)`` or ``CELL{n}(...)``) is
+    costed exactly by materialising the arch and counting the subnet (its params; conv/linear MACs of
+    ``fxnas.profilers.static.profile`` at batch 1): slower, but an outer candidate's modules hold every inner
+    candidate, so a per-candidate table would count choices the arch does not make.
+
+    ``table`` lists the top-level mixed ops only: ``(param name, {candidate: (params, flops)})``, where the
+    entry of a hierarchical candidate counts all of its inner candidates (an upper bound; ``nested`` says
+    whether there are any). ``fixed_params``/``fixed_flops`` are what lies outside every mixed op.
     """
 
     def __init__(self, supernet: fx.GraphModule) -> None:
@@ -263,7 +273,10 @@ class GraphCost:
 
         self.space = space_of(supernet)
         ops = {path: op for path, op in supernet.named_modules() if isinstance(op, MixedOp)}
-        inside = {id(m) for op in ops.values() for m in op.modules()}
+        inner = {id(m) for op in ops.values() for m in op.modules() if m is not op and isinstance(m, MixedOp)}
+        top = {path: op for path, op in ops.items() if id(op) not in inner}
+        self.nested = len(top) < len(ops)
+        inside = {id(m) for op in top.values() for m in op.modules()}
         self.fixed_params = sum(p.numel() for m in supernet.modules() if id(m) not in inside
                                 for p in m.parameters(recurse=False))
         self.fixed_flops = 0
@@ -271,25 +284,58 @@ class GraphCost:
             if node.op == "call_module" and node.target not in ops:
                 mod = supernet.get_submodule(node.target)
                 self.fixed_flops += _macs(mod, node_shape(node))
-        # per mixed op: its param name and (params, flops) of each candidate
+        # per top-level mixed op: its param name and (params, flops) of each candidate
         self.table: list[tuple[str, dict[str, tuple[int, int]]]] = []
         shapes = {n.target: n for n in supernet.graph.nodes if n.op == "call_module"}
-        for path, op in ops.items():
+        for path, op in top.items():
             node = shapes.get(path)
             in_shape = _first_input_shape(node) if node is not None else None
             costs = {name: (sum(p.numel() for p in cand.parameters()), _module_flops(cand, in_shape))
                      for name, cand in op.candidates.items()}
             self.table.append((op.param.name, costs))
+        # nested: __call__ materialises, so it keeps the supernet and a batch-1 input of the placeholders' shapes
+        self.supernet = supernet if self.nested else None
+        self.input_shapes = [node_shape(n) for n in supernet.graph.nodes if n.op == "placeholder"]
 
     def __call__(self, arch: Mapping[str, Any]) -> dict[str, float]:
         """``{"params": ..., "flops": ...}`` of the subnet ``arch`` selects (unset params: their current value)."""
         full = {**self.space.current(), **self.space.validate(arch)}
+        if self.supernet is not None:
+            return self._materialised(full)
         params, flops = self.fixed_params, self.fixed_flops
         for pname, costs in self.table:
             p, f = costs[full[pname]]
             params += p
             flops += f
         return {"params": float(params), "flops": float(flops)}
+
+    def _materialised(self, arch: Mapping[str, Any]) -> dict[str, float]:
+        """Exact counts of a nested supernet's arch: its materialised subnet, profiled at batch 1."""
+        import torch
+
+        from .passes.materialize import materialize
+        from .profilers.static import profile
+
+        if any(s is None for s in self.input_shapes):
+            raise ConfigError("GraphCost of a nested supernet needs the input shapes recorded at trace time")
+        dev = next(self.supernet.parameters(), torch.empty(0)).device  # type: ignore[union-attr]
+        sub = materialize(self.supernet, arch)  # type: ignore[arg-type]
+        xs = tuple(torch.zeros((1, *s[1:]), device=dev) for s in self.input_shapes)  # type: ignore[index]
+        stats = profile(sub, xs)
+        macs = stats["macs_by_kind"].get("conv", 0) + stats["macs_by_kind"].get("linear", 0)  # as _macs counts
+        return {"params": float(sum(p.numel() for p in sub.parameters())), "flops": float(macs)}
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Picklable state (dask workers): the space without its handlers, which hold the supernet's modules."""
+        from .space import SearchSpace, TensorParam
+
+        state = dict(self.__dict__)
+        bare = SearchSpace()
+        for name, p in self.space.items():
+            if not isinstance(p, TensorParam):
+                bare.params[name] = copy.copy(p)
+        state["space"] = bare
+        return state
 
 
 def _first_input_shape(node: fx.Node) -> tuple[int, ...] | None:

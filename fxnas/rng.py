@@ -20,9 +20,10 @@ def seed_everything(seed: int) -> None:
 
 
 def rng_state() -> dict[str, Any]:
-    """The global RNG states (python, numpy, torch CPU and CUDA)."""
+    """The global RNG states (python, numpy, torch CPU and, whenever CUDA is available, every CUDA device)."""
     state = {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state()}
-    if torch.cuda.is_available() and torch.cuda.is_initialized():
+    # not only once initialised: CUDA seeds queued by torch.manual_seed before init would otherwise escape
+    if torch.cuda.is_available():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
 
@@ -38,7 +39,8 @@ def set_rng_state(state: Mapping[str, Any]) -> None:
 
 @contextlib.contextmanager
 def preserved_rng() -> Iterator[None]:
-    """Run a block without moving the global RNGs (DataLoader iterators draw a seed when created)."""
+    """Run a block without moving the global RNGs: python, numpy, torch CPU and CUDA (unlike
+    ``torch.random.fork_rng(devices=[])``, which forks the CPU generator only)."""
     state = rng_state()
     try:
         yield

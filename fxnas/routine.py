@@ -22,6 +22,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 from .errors import ConfigError
+from .loop import dask_client, dask_map, discrete_loop
 from .objectives import pareto_front, parse_constraint, parse_objective, scalar_score, write_pareto
 from .optim.base import Result, arch_key
 from .rng import jsonable, preserved_rng, rng_state, seed_everything, set_rng_state
@@ -221,26 +222,14 @@ class Experiment:
         st = self.loop_state.setdefault(str(self.stage), {"evaluated": 0, "proposed": 0})
         mine = [r for r in self.history if r.info.get("stage") == self.stage and r.info.get("loop")]
         cache = {arch_key(r.arch): r for r in mine}
-        max_proposals = 10 * budget + 100  # an optimizer that only repeats itself must still stop
         with self.track(budget, f"{type(self.optimizer).__name__} evaluations", st["evaluated"]) as bar:
-            while st["evaluated"] < budget and st["proposed"] < max_proposals:
-                archs = self.optimizer.next(min(batch_size, budget - st["evaluated"]))
-                if not archs:
-                    break  # the space is exhausted
-                st["proposed"] += len(archs)
-                new: dict[tuple, dict] = {}
-                for a in archs:
-                    k = arch_key(a)
-                    if k not in cache and k not in new:
-                        new[k] = dict(a)
-                for (k, a), out in zip(new.items(), self._map(evaluate_fn, list(new.values()))):
-                    r = out if isinstance(out, Result) else Result(dict(a), {m: float(v) for m, v in out.items()})
-                    r.info.update(stage=self.stage, loop=True, index=st["evaluated"])
-                    cache[k] = self.record(r)
-                    st["evaluated"] += 1
-                    bar.advance()
-                self.optimizer.step([cache[arch_key(a)] for a in archs])
-                self.checkpoint()
+            def record(r: Result) -> Result:
+                r.info.update(stage=self.stage, loop=True, index=st["evaluated"])
+                bar.advance()
+                return self.record(r)
+
+            discrete_loop(self.optimizer, lambda archs: self._map(evaluate_fn, archs), budget, batch_size,
+                          cache, st, record, self.checkpoint)
         return [r for r in self.history if r.info.get("stage") == self.stage and r.info.get("loop")]
 
     def _map(self, fn: EvaluateFn, archs: list[dict]) -> list[Any]:
@@ -249,17 +238,16 @@ class Experiment:
             return []
         if self.parallel["backend"] == "local":
             return [fn(a) for a in archs]
+        est = self.estimators[self.stage] if self.stage < len(self.estimators) else None
+        if est is not None and not getattr(est, "parallel_safe", False):
+            # the others train/evaluate the one supernet of this process (space.apply, BN recalibration, global
+            # RNG): pickled they fail, threaded they race and give wrong metrics
+            raise ConfigError(f"parallel.backend dask supports Table only (stage {self.stage + 1} runs "
+                              f"{type(est).__name__}); SubNet/Uniform/Unified evaluate on one supernet in this "
+                              f"process; use backend: local")
         if self._client is None:
-            try:
-                from dask.distributed import Client
-            except ImportError:
-                raise ConfigError("parallel.backend 'dask' needs dask: pip install 'dask[distributed]'") from None
-            addr = self.parallel.get("address")
-            # processes: false keeps workers in this process (threads): no pickling of the supernet per task
-            self._client = Client(addr) if addr else Client(
-                n_workers=int(self.parallel.get("workers", 1)), threads_per_worker=1,
-                processes=bool(self.parallel.get("processes", True)))
-        return self._client.gather(self._client.map(fn, archs, pure=False))
+            self._client = dask_client(self.parallel)
+        return dask_map(self._client, fn, archs)
 
     # --- checkpoints ------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from .passes.construct import candidate_names
 from .passes.patterns import PATTERNS, Pattern
 from .slot import SlotSpec
 from .supernet import space_of
+from .yamlio import load_yaml
 
 VERSION = 1
 
@@ -161,7 +162,7 @@ def read_space(path: str | os.PathLike) -> tuple[SpaceRecipe, dict[str, Any]]:
     if not path.is_file():
         raise ConfigError(f"space file {str(path)!r} does not exist")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = load_yaml(path.read_text())
     except yaml.YAMLError as exc:
         raise ConfigError(f"space file {str(path)!r} is not valid YAML: {exc}") from exc
     if not isinstance(data, Mapping) or data.get("version") != VERSION:

@@ -130,3 +130,60 @@ def test_graph_cost_of_plain_model_and_known_values(supernet):
     assert c["params"] == sum(p.numel() for p in NB201Net().parameters())  # the plain model is all-conv3x3
     assert c["params"] / 1e6 == pytest.approx(1.5315, abs=1e-4)  # NB201's largest cell: 1.53 M params
     assert c["flops"] / 1e6 == pytest.approx(220.1, abs=0.1)
+
+
+BR = "BRANCH(NC3|DW3+IDT|NIL)"
+
+
+@pytest.fixture(scope="module")
+def nested():
+    from fxnas import searchify
+    from fxnas.examples.tiny_net import build
+
+    return searchify(build(), "conv3x3", [BR, "NC3"], torch.randn(2, 3, 32, 32), mixed_op="Index", check=False)
+
+
+def test_graph_cost_of_nested_candidates_equals_materialised_subnet(nested):
+    from fxnas.profilers.static import profile
+
+    cost = GraphCost(nested)
+    inner = [k for k in nested.space.params if ".BRANCH(" in k]
+    assert cost.nested and inner and [p for p, _ in cost.table] == [k for k in nested.space.params if k not in inner]
+    x = torch.randn(1, 3, 32, 32)
+    archs = [nested.space.sample(s) for s in range(3)]
+    archs.append({**{k: BR for k in cost.space.params if k not in inner}, **{k: "NIL" for k in inner[1::2]}})
+    archs.append({k: "NC3" for k in cost.space.params if k not in inner})  # inner params keep their values
+    for arch in archs:
+        sub = materialize(nested, {**nested.space.current(), **arch})
+        got, want = cost(arch), profile(sub, x)
+        assert got["params"] == sum(p.numel() for p in sub.parameters()) == want["params"]
+        assert got["flops"] == want["macs"] == _macs_by_hooks(sub, x)
+    br = {k: BR for k in cost.space.params if k not in inner}  # the inner choices now change the cost
+    assert cost({**br, **{k: "DW3" for k in inner[::2]}})["params"] < cost({**br, **{k: "NC3" for k in inner[::2]}})[
+        "params"]
+
+
+def test_graph_cost_pickles_without_the_supernet(supernet):
+    import pickle
+
+    cost = GraphCost(supernet)
+    blob = pickle.dumps(cost)
+    assert len(blob) < 100_000  # the mixed ops' handlers (the whole supernet) stay behind
+    arch = nb201_space().sample(3)
+    assert pickle.loads(blob)(arch) == cost(arch)
+
+
+def test_plot_pareto_leaves_the_matplotlib_backend_alone(tmp_path, monkeypatch):
+    import sys
+
+    import matplotlib
+
+    before = matplotlib.get_backend()
+    calls = []
+    monkeypatch.setattr(matplotlib, "use", lambda *a, **k: calls.append(a))
+    rs = [Result({"a": i}, {"acc": float(i), "params": float(i * i)}) for i in range(4)]
+    had_pyplot = "matplotlib.pyplot" in sys.modules
+    plot_pareto(tmp_path / "p.png", rs, ["acc", "min:params"], rs)
+    assert (tmp_path / "p.png").read_bytes()[:4] == b"\x89PNG"
+    assert calls == [] and matplotlib.get_backend() == before
+    assert had_pyplot or "matplotlib.pyplot" not in sys.modules  # no pyplot figure manager involved

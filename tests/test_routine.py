@@ -261,3 +261,76 @@ def test_resume_calls_the_optimizers_on_resume_hook(tmp_path):
     seen = []
     other.optimizer.on_resume = lambda e: seen.append(len(e.history))
     assert other.resume() and seen == [2]
+
+
+class LoopEstimator:
+    """A stand-in estimator whose stage is one evaluate_loop over ``fn``."""
+
+    parallel_safe = False
+
+    def __init__(self, fn=score, parallel_safe: bool = False) -> None:
+        self.fn, self.parallel_safe = fn, parallel_safe
+
+    def run(self, exp: Experiment) -> list[Result]:
+        return exp.evaluate_loop(self.fn, budget=4, batch_size=2)
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
+
+
+def _fake_dask(monkeypatch) -> None:
+    import sys
+    import types
+
+    dask = types.ModuleType("dask")
+    dist = types.ModuleType("dask.distributed")
+    dist.Client = FakeClient
+    dask.distributed = dist
+    monkeypatch.setitem(sys.modules, "dask", dask)
+    monkeypatch.setitem(sys.modules, "dask.distributed", dist)
+
+
+def test_dask_backend_refuses_estimators_that_are_not_parallel_safe(tmp_path, monkeypatch):
+    from fxnas.estim.base import Estimator
+
+    assert Estimator.parallel_safe is False
+    _fake_dask(monkeypatch)
+    exp = make_exp(tmp_path, parallel={"backend": "dask", "workers": 2}, estimators=[LoopEstimator()])
+    with pytest.raises(ConfigError, match="supports Table only.*LoopEstimator.*use backend: local"):
+        exp.run()
+    assert not exp.history  # refused before anything was evaluated
+    ok = make_exp(tmp_path / "ok", parallel={"backend": "dask", "workers": 2},
+                  estimators=[LoopEstimator(parallel_safe=True)], export={"materialize": False})
+    assert ok.run()["results"] == 4
+
+
+def test_dask_backend_turns_pickling_errors_into_config_errors(tmp_path, monkeypatch):
+    import threading
+
+    _fake_dask(monkeypatch)  # the stand-in client pickles nothing: the routine's own check must catch it
+    lock = threading.RLock()  # what the built-in estimators' closures captured (rich console, dask client)
+
+    def closure(arch):
+        with lock:
+            return score(arch)
+
+    exp = make_exp(tmp_path, parallel={"backend": "dask"}, estimators=[LoopEstimator(closure, parallel_safe=True)])
+    with pytest.raises(ConfigError, match=r"cannot be pickled.*RLock.*use backend: local"):
+        exp.run()
+
+
+def test_dask_pickling_error_on_a_real_local_cluster(tmp_path):
+    pytest.importorskip("dask.distributed", reason="the test extras install dask[distributed]")
+    import threading
+
+    lock = threading.RLock()
+    exp = make_exp(tmp_path, parallel={"backend": "dask", "workers": 1, "processes": False})
+    try:
+        with pytest.raises(ConfigError, match="cannot be pickled"):
+            exp.evaluate_loop(lambda a: (lock, score(a))[1], budget=2)
+    finally:
+        if exp._client is not None:
+            exp._client.close()

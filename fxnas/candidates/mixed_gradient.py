@@ -64,7 +64,7 @@ class BinaryGateMixedOp(GradientMixedOp):
     path (drawn from softmax of their alphas) with gate 1, the other has gate 0. Both run (the inactive one
     without autograd state, so memory scales with one path), the output is ``sum_j g_j * out_j`` and
     ``dL/dg_j = <dL/dout, out_j>`` reaches alpha through ``BinaryGateGrad``. Eval: only argmax(alpha) runs.
-    After the optimizer's update, ``rescale_alpha(before)`` keeps the unsampled alphas fixed.
+    After the optimizer's update, ``rescale_binary_gates(model, before)`` keeps the unsampled alphas fixed.
     """
 
     def __init__(self, candidates: Mapping[str, nn.Module], param: Categorical, space: SearchSpace,
@@ -74,10 +74,6 @@ class BinaryGateMixedOp(GradientMixedOp):
 
     def sample_probs(self) -> torch.Tensor:
         """Distribution the two paths are drawn from: softmax(alpha)."""
-        return F.softmax(self.alpha.detach(), dim=-1)
-
-    def probs(self) -> torch.Tensor:
-        """softmax(alpha) over the candidates."""
         return F.softmax(self.alpha.detach(), dim=-1)
 
     def forward(self, *args: Any, **kwargs: Any) -> Any:
@@ -103,11 +99,6 @@ class BinaryGateMixedOp(GradientMixedOp):
             y = g[j] * y
             out = y if out is None else out + y
         return out
-
-    def rescale_alpha(self, before: torch.Tensor) -> None:
-        """After an update of alpha (which was ``before``): restore unsampled entries, keep the pair's LSE."""
-        rescale(self.alpha, before, self.involved)
-        self.involved = []
 
 
 @MIXED_OPS.register("BinaryGate")

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from torch import nn
 
-from ..errors import RegistryError, ShapeError
+from ..errors import ShapeError
 from ..registry import Registry
 from ..slot import SlotSpec
 
@@ -17,11 +17,7 @@ Builder = Callable[[SlotSpec], nn.Module]
 
 def build_candidate(name: str, spec: SlotSpec) -> nn.Module:
     """Build candidate ``name`` for ``spec``; an unknown name raises with the valid names."""
-    try:
-        builder = CANDIDATES.get(name)
-    except RegistryError:
-        raise
-    return builder(spec)
+    return CANDIDATES.get(name)(spec)
 
 
 _LAYOUTS = {1: "3-D NCL", 2: "4-D NCHW", 3: "5-D NCDHW"}

@@ -60,7 +60,8 @@ def slot_table(net: Any, specs: dict[str, Any], title: str) -> Any:
               help="A local state dict (.pth) loaded into the model first.")
 @click.option("--arg", "-a", "model_args", multiple=True, metavar="KEY=VALUE",
               help="Keyword argument for the model builder (repeatable), e.g. num_classes=10.")
-@click.option("--mixed-op", default="Index", show_default=True, help="Mixed op (Index, SoftmaxSum).")
+@click.option("--mixed-op", default="Index", show_default=True,
+              help="Mixed op (Index, SoftmaxSum, BinaryGate, BinaryGateUniform, GumbelSum).")
 @click.option("--seed", default=0, show_default=True, help="Seed for model and candidate initialisation.")
 @click.option("--out", "-o", type=click.Path(dir_okay=False), default=None,
               help="Write a space file (YAML) from which the same supernet is re-created.")

@@ -16,6 +16,10 @@ ESTIMATORS = Registry("estimator")
 class Estimator:
     """Estimation strategy (ω, η): trains/evaluates under the experiment's optimizer, returns Results."""
 
+    # True when the evaluate function it hands to exp.evaluate_loop is picklable and independent of the
+    # experiment's live supernet/RNG, so a dask cluster may run it in other processes or threads
+    parallel_safe: bool = False
+
     def __init__(self, **kwargs: Any) -> None:
         if kwargs:
             raise TypeError(f"{type(self).__name__} got unknown options {sorted(kwargs)}")

@@ -100,8 +100,17 @@ class Default(Estimator):
         return {}
 
     def eval_model(self, exp: Experiment) -> tuple[dict[str, Any], Any]:
-        """(arch, module) to evaluate at an epoch end: the model as it stands."""
-        return (exp.space.current() if exp.space is not None else {}), exp.model
+        """(arch, module) to evaluate at an epoch end: the model as it stands, recorded as the arch it computes.
+
+        Without a fixed ``arch``, a gradient supernet computes its alphas' arch (BinaryGate's argmax in eval
+        mode) or their mixture (SoftmaxSum/GumbelSum), not ``space.current()``: the optimizer's derived arch
+        is what describes it.
+        """
+        if exp.space is None:
+            return {}, exp.model
+        if self.arch is None and exp.optimizer is not None and getattr(exp.optimizer, "gradient", False):
+            return dict(exp.optimizer.best()), exp.model
+        return exp.space.current(), exp.model
 
     def end_epoch(self, exp: Experiment, epoch: int) -> None:
         """After the epoch's result is recorded."""
@@ -136,7 +145,7 @@ class Default(Estimator):
         """Weight steps from ``self.step`` to the end of epoch ``self.epoch``, checkpointing on the way."""
         data, trainer, model = exp.data, exp.trainer, exp.model
         assert data is not None and trainer is not None and model is not None
-        n = trainer.steps_for(data.train)
+        n = trainer.steps_for(data.train)  # a full epoch: the skip below covers this (resumed) pass only
         data.set_epoch(self.epoch, skip_batches=self.step)
         with preserved_rng():  # creating the iterator draws a seed; a resumed run must not draw it twice
             batches = iter(data.train)

@@ -14,6 +14,7 @@ from torch import nn
 from ..errors import ConfigError
 from ..optim.base import Result, arch_key
 from ..passes.materialize import materialize
+from ..rng import preserved_rng
 from ..supernet import mixed_ops, space_of
 from ..train.bn import recalibrate_bn
 from ..train.data import fixed_batches
@@ -37,11 +38,21 @@ def count_params(module: nn.Module) -> int:
 
 def reset_weights(module: nn.Module) -> None:
     """Re-initialise every submodule that has ``reset_parameters`` (convs, linears, norms...)."""
-    for m in module.modules():
+    for m in module.modules():  # BatchNorms' reset_parameters also resets their running statistics
         if m is not module and callable(getattr(m, "reset_parameters", None)):
             m.reset_parameters()
-        elif isinstance(m, nn.modules.batchnorm._BatchNorm):
-            m.reset_running_stats()
+
+
+def subnet_params(supernet: fx.GraphModule, arch: Mapping[str, Any]) -> int:
+    """Parameters of the materialised subnet of ``arch``, counted on a weightless (meta) copy: no weight is copied."""
+    # deepcopy takes the memo's meta tensors for the supernet's own, so materialize works on shapes only
+    memo: dict[int, Any] = {id(t): _meta(t) for t in (*supernet.parameters(), *supernet.buffers())}
+    return count_params(materialize(copy.deepcopy(supernet, memo), arch))
+
+
+def _meta(t: torch.Tensor) -> torch.Tensor:
+    m = t.detach().to("meta")
+    return nn.Parameter(m, requires_grad=t.requires_grad) if isinstance(t, nn.Parameter) else m
 
 
 def single_path(supernet: nn.Module) -> bool:
@@ -66,21 +77,22 @@ def fit_subnet(supernet: fx.GraphModule, arch: Mapping[str, Any], data: DataBund
     loader = getattr(data, eval_split, None)
     if loader is None:
         raise ConfigError(f"the data has no {eval_split!r} split")
-    with torch.random.fork_rng(devices=[]):
+    with preserved_rng():  # python, numpy, torch CPU and CUDA: the manual_seed below reseeds them all
         torch.manual_seed(arch_seed(seed, arch))
-        sub = materialize(supernet, arch)
-        n_params = count_params(sub)
-        if single_path(supernet):
+        if single_path(supernet):  # a supernet copy, whose weights can go back into the supernet (keep_best)
             net: nn.Module = copy.deepcopy(supernet)
             space_of(net).apply(arch)
-        else:
-            net = sub
+            n_params = subnet_params(supernet, arch)
+        else:  # materialize returns a copy already
+            net = materialize(supernet, arch)
+            n_params = count_params(net)
         if from_scratch:
             reset_weights(net)
         t = trainer.clone(**({} if epochs is None else {"epochs": int(epochs)}))
         stats = t.fit(net, data.train) if t.epochs > 0 else []
         if bn_steps:
-            recalibrate_bn(net, fixed_batches(data.train, bn_steps), bn_steps, device=t.device)
+            recalibrate_bn(net, fixed_batches(data.train, bn_steps), bn_steps, device=t.device,
+                           forward_fn=t.step_fn)
         metrics = t.evaluate(net, loader, eval_steps)
     metrics["params"] = float(n_params)
     if stats:
@@ -103,7 +115,8 @@ class SubNet(Estimator):
     ``epochs`` (default: the trainer's) epochs per arch with a fresh copy of the experiment's trainer config.
     ``bn_steps`` train batches re-estimate BN statistics before each evaluation (0: off).
     Afterwards the supernet holds the best arch's trained weights (``keep_best``), so the experiment's
-    exported subnet and its test metrics are those of the trained arch.
+    exported subnet and its test metrics are those of the trained arch. ``keep_best`` needs a single-path
+    (Index) supernet; with mixed ops that weigh candidates (SoftmaxSum, GumbelSum, BinaryGate) set it false.
     """
 
     def __init__(self, epochs: int | None = None, budget: int = 10, batch_size: int = 1, from_scratch: bool = True,
@@ -118,6 +131,16 @@ class SubNet(Estimator):
         self.keep_best, self.bn_steps = keep_best, int(bn_steps)
         self._best: tuple[float, tuple, dict[str, torch.Tensor]] | None = None  # (score, arch key, weights)
 
+    def check_keep_best(self, exp: Experiment) -> None:
+        """ConfigError unless the supernet is single-path: only then can a trained arch's weights go back into it."""
+        if not single_path(exp.model):  # type: ignore[arg-type]
+            bad = sorted({type(op).__name__ for op in mixed_ops(exp.model).values()  # type: ignore[arg-type]
+                          if getattr(op, "uses_alpha", False)})
+            raise ConfigError(f"SubNet keep_best needs a single-path supernet (construct mixed_op: Index), so that "
+                              f"the best arch's trained weights can be put back into it; this one has {bad}. "
+                              f"Use mixed_op: Index, or keep_best: false (the exported subnet then keeps the "
+                              f"supernet's own weights)")
+
     def _fit(self, exp: Experiment, arch: Mapping[str, Any]) -> tuple[dict[str, float], nn.Module]:
         assert exp.model is not None and exp.data is not None and exp.trainer is not None
         return fit_subnet(exp.model, arch, exp.data, exp.trainer, self.epochs, exp.seed, self.from_scratch,
@@ -126,7 +149,7 @@ class SubNet(Estimator):
     def evaluate_arch(self, exp: Experiment, arch: Mapping[str, Any]) -> dict[str, float]:
         """Train ``arch`` from scratch and return its metrics (keeping the weights of the best so far)."""
         metrics, net = self._fit(exp, arch)
-        if self.keep_best and single_path(exp.model):  # type: ignore[arg-type]
+        if self.keep_best:
             try:
                 score = exp.score(Result(dict(arch), metrics))
             except ConfigError:  # no objective metric in these metrics: nothing to rank
@@ -137,8 +160,9 @@ class SubNet(Estimator):
 
     def load_best(self, exp: Experiment, results: list[Result]) -> None:
         """Put the trained weights of the best of ``results`` into the supernet (retrained when not kept)."""
-        if not results or exp.model is None or not single_path(exp.model):
+        if not results or exp.model is None:
             return
+        self.check_keep_best(exp)
         best = max(results, key=exp.score)
         if self._best is not None and self._best[1] == arch_key(best.arch):
             state = self._best[2]
@@ -151,6 +175,8 @@ class SubNet(Estimator):
     def run(self, exp: Experiment) -> list[Result]:
         """Propose → train from scratch → step, for ``budget`` archs (resumable through exp.evaluate_loop)."""
         check_discrete(exp, "SubNet")
+        if self.keep_best:
+            self.check_keep_best(exp)
         results = exp.evaluate_loop(lambda arch: self.evaluate_arch(exp, arch), self.budget, self.batch_size)
         if self.keep_best:
             self.load_best(exp, results)

@@ -1,37 +1,45 @@
-"""The SuperNet estimator: one-shot search, alternating weight steps and architecture steps.
+"""The SuperNet estimator: one-shot search, an architecture step before the weight step of an iteration.
 
-With a gradient optimizer (DARTS, ProxylessNAS, SNAS...) every ``arch_update_intv`` weight steps it calls
-``optimizer.step_arch(exp, train_batch, valid_batch)`` (from epoch ``arch_update_epoch_start`` on) and after
-each epoch ``optimizer.on_epoch_end(exp, epoch)``. With a discrete optimizer each weight step samples a
-uniformly random path (as in SPOS). Each epoch the derived arch is evaluated and recorded.
+With a gradient optimizer (DARTS, ProxylessNAS, SNAS...) once every ``arch_update_intv`` weight steps (counted
+from epoch ``arch_update_epoch_start`` on) it calls ``optimizer.step_arch(exp, train_batch, valid_batch)``
+before the next weight step, on that step's train batch (DARTS's order: alpha first, then w), and after each
+epoch ``optimizer.on_epoch_end(exp, epoch)``; ``optimizer.on_start(exp)``, when it exists, runs as the stage
+begins, and ``optimizer.fixed_weight_steps`` (REINFORCE) runs the weight steps under ``fixed_arch``. With a
+discrete optimizer each weight step samples a uniformly random path (as in SPOS). Each epoch the derived arch
+is evaluated and recorded.
 """
 
 from __future__ import annotations
 
-import random
+import contextlib
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
 from ..rng import preserved_rng
 from .base import ESTIMATORS
 from .default import Default
+from .uniform import sample_path
 
 if TYPE_CHECKING:
+    from ..optim.base import Result
     from ..routine import Experiment
 
 
 @ESTIMATORS.register("SuperNet")
 class SuperNet(Default):
-    """Alternate weight and arch steps on the supernet; evaluate the derived arch on ``eval_split`` each epoch.
+    """Alternate arch and weight steps on the supernet; evaluate the derived arch on ``eval_split`` each epoch.
 
     ``eval_mode``: ``derived`` evaluates the materialised subnet of the derived arch, ``supernet`` the
     supernet as it stands (faster; for mixed ops that sum their candidates it is not the derived arch).
     ``bn_recalibrate``: train batches that re-estimate the derived subnet's BatchNorm statistics before it is
-    evaluated (its ops saw mixed inputs in the supernet). Its results rank for the best arch by default.
+    evaluated (its ops saw mixed inputs in the supernet). ``rank`` (whether its results compete for the best
+    arch) defaults to true with a gradient optimizer and false with a discrete one, whose "derived" arch is
+    only the last random training path: to search a SPOS supernet use the Uniform estimator.
+    With ``fixed_weight_steps``, epochs before ``arch_update_epoch_start`` train uniformly random paths.
     """
 
     def __init__(self, arch_update_intv: int = 1, arch_update_epoch_start: int = 0, eval_mode: str = "derived",
-                 bn_recalibrate: int = 10, rank: bool | None = True, **kwargs: Any) -> None:
+                 bn_recalibrate: int = 10, rank: bool | None = None, **kwargs: Any) -> None:
         super().__init__(rank=rank, **kwargs)
         if arch_update_intv < 1:
             raise ConfigError(f"SuperNet: arch_update_intv must be >= 1, got {arch_update_intv}")
@@ -40,26 +48,50 @@ class SuperNet(Default):
         self.arch_update_intv, self.arch_update_epoch_start = int(arch_update_intv), int(arch_update_epoch_start)
         self.eval_mode, self.bn_recalibrate = eval_mode, int(bn_recalibrate)
         self.valid_pos = 0  # valid batches drawn in the current pass over the valid split
+        self.since_arch = 0  # weight steps since the last arch step (or the start of arch updates)
         self._valid_iter: Any = None
+        self._arch_out: dict[str, float] = {}
 
     def state_dict(self) -> dict[str, Any]:
-        """Default's progress plus the position in the valid split."""
-        return {**super().state_dict(), "valid_pos": self.valid_pos}
+        """Default's progress plus the position in the valid split and the weight steps since the last arch step."""
+        return {**super().state_dict(), "valid_pos": self.valid_pos, "since_arch": self.since_arch}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore state_dict (the valid iterator is rebuilt at the saved position when next needed)."""
         super().load_state_dict(state)
         self.valid_pos, self._valid_iter = int(state.get("valid_pos", 0)), None
+        self.since_arch = int(state.get("since_arch", 0))
+
+    def run(self, exp: Experiment) -> list[Result]:
+        """Default's epoch loop; ``rank`` unset ranks the results of gradient searches only."""
+        if self.rank is None:
+            self.rank = self.gradient(exp)
+        return super().run(exp)
 
     def start(self, exp: Experiment) -> None:
-        """Check that there is something to search, then apply ``arch`` if given."""
+        """Check that there is something to search, apply ``arch`` if given, run the optimizer's ``on_start``."""
         if exp.optimizer is None or exp.space is None:
             raise ConfigError("SuperNet needs an optimizer and a supernet with a search space")
         super().start(exp)
+        hook = getattr(exp.optimizer, "on_start", None)
+        if callable(hook):  # e.g. GumbelAnnealing sets its temperature on the ops before the first weight step
+            hook(exp)
 
     def gradient(self, exp: Experiment) -> bool:
         """True when the experiment's optimizer trains TensorParams."""
         return bool(getattr(exp.optimizer, "gradient", False))
+
+    def fixed_weight_steps(self, exp: Experiment) -> bool:
+        """True when the optimizer wants the weight steps to train only the applied arch (REINFORCE)."""
+        return self.gradient(exp) and bool(getattr(exp.optimizer, "fixed_weight_steps", False))
+
+    def path_mode(self, exp: Experiment) -> contextlib.AbstractContextManager[Any]:
+        """``fixed_arch`` when ``arch`` is given or the optimizer asks for fixed weight steps."""
+        if self.arch is None and exp.model is not None and self.fixed_weight_steps(exp):
+            from ..candidates.mixed import fixed_arch
+
+            return fixed_arch(exp.model)
+        return super().path_mode(exp)
 
     def next_valid(self, exp: Experiment) -> Any:
         """The next held-out batch, cycling over the valid split (position kept for resume)."""
@@ -79,20 +111,31 @@ class SuperNet(Default):
         self.valid_pos += 1
         return batch
 
+    def updating_arch(self) -> bool:
+        """True from epoch ``arch_update_epoch_start`` on."""
+        return self.epoch >= self.arch_update_epoch_start
+
     def before_step(self, exp: Experiment, batch: Any) -> None:
-        """Discrete optimizers: train a uniformly random path this step."""
-        if not self.gradient(exp):  # uniform path sampling, seeded by (seed, epoch, step) so resume replays it
-            rng = random.Random(f"{exp.seed}:{self.epoch}:{self.step}")
-            exp.space.apply(exp.space.sample(rng))  # type: ignore[union-attr]
+        """An arch step when ``arch_update_intv`` weight steps ran since the last one (DARTS: alpha before w, so
+        the unrolled virtual step starts from weights not yet trained on this batch); discrete optimizers, and
+        fixed weight steps before arch updates begin, train a uniformly random path."""
+        self._arch_out = {}
+        if not self.gradient(exp) or (not self.updating_arch() and self.fixed_weight_steps(exp)):
+            # seeded by (seed, epoch, step) so that a resumed run replays the same paths
+            exp.space.apply(sample_path(exp.space, exp.seed, self.epoch, self.step))  # type: ignore[union-attr,arg-type]
+            return
+        if not self.updating_arch() or self.since_arch < self.arch_update_intv:
+            return
+        self.since_arch = 0
+        out = exp.optimizer.step_arch(exp, batch, self.next_valid(exp)) or {}  # type: ignore[union-attr]
+        self._arch_out = {k if k.startswith("arch_") else f"arch_{k}": float(v) for k, v in out.items()}
 
     def after_step(self, exp: Experiment, batch: Any) -> dict[str, float]:
-        """Every ``arch_update_intv`` steps (from ``arch_update_epoch_start``): one arch step."""
-        if not self.gradient(exp) or self.epoch < self.arch_update_epoch_start:
-            return {}
-        if self.step % self.arch_update_intv:
-            return {}
-        out = exp.optimizer.step_arch(exp, batch, self.next_valid(exp)) or {}  # type: ignore[union-attr]
-        return {k if k.startswith("arch_") else f"arch_{k}": float(v) for k, v in out.items()}
+        """Count the weight step towards the next arch step; the arch step's scalars, when one ran."""
+        if self.gradient(exp) and self.updating_arch():
+            self.since_arch += 1
+        out, self._arch_out = self._arch_out, {}
+        return out
 
     def eval_model(self, exp: Experiment) -> tuple[dict[str, Any], Any]:
         """The derived arch and the module that computes it (materialised, BN recalibrated)."""

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
-from ..optim.base import Result, arch_key
 from ..registry import Registry
 from .base import ESTIMATORS, Estimator
 
 if TYPE_CHECKING:
+    from ..optim.base import Optimizer, Result
     from ..routine import Experiment
 
 BENCHMARKS = Registry("benchmark table")
@@ -25,6 +26,40 @@ def _nb201(path: str | None = None) -> Any:
     return load_table(path)
 
 
+@dataclass
+class TableLookup:
+    """Table's evaluate function: plain data only, so dask can pickle it to worker processes.
+
+    A worker loads the table from ``path`` itself (NB201: parsed once per process) and keeps it for its next
+    lookups; ``cost_fn`` is a GraphCost, which pickles without its supernet's modules.
+    """
+
+    benchmark: str
+    path: str | None
+    metric: str
+    report: tuple[str, ...] = ()
+    costs: tuple[str, ...] = ()
+    cost_fn: Callable[[Mapping[str, Any]], Mapping[str, float]] | None = None
+    _table: Any = field(default=None, init=False, repr=False, compare=False)
+
+    def __call__(self, arch: Mapping[str, Any]) -> dict[str, float]:
+        """The looked-up metrics of ``arch`` (``metric`` first, then ``report``, then the counted costs)."""
+        if self._table is None:
+            self._table = BENCHMARKS.get(self.benchmark)(self.path)
+        row = self._table.lookup(arch)
+        out = {self.metric: row[self.metric]}
+        out.update({m: row[m] for m in self.report if m != self.metric})
+        if self.costs:
+            assert self.cost_fn is not None
+            c = self.cost_fn(arch)
+            out.update({k: float(c[k]) for k in self.costs})
+        return out
+
+    def __getstate__(self) -> dict[str, Any]:
+        """The fields without the loaded table (each process loads its own)."""
+        return {**self.__dict__, "_table": None}
+
+
 @ESTIMATORS.register("Table")
 class Table(Estimator):
     """Evaluate ``budget`` archs proposed by the experiment's optimizer by table lookup, ``batch_size`` at a time.
@@ -32,7 +67,10 @@ class Table(Estimator):
     Each result's metrics are ``metric`` first (the search signal, what an objective-less optimizer maximises),
     then the ``report`` metrics (scores of the found arch, not seen by a well-configured optimizer), then the
     ``costs`` (``params``, ``flops``: counted from the supernet's graph, the experiment's or the benchmark's).
+    Lookups are pure functions of the arch, so this estimator runs on ``parallel.backend: dask`` too.
     """
+
+    parallel_safe = True
 
     def __init__(self, budget: int = 100, batch_size: int = 1, benchmark: str = "nb201",
                  metric: str = "cifar10_valid_12ep", report: Sequence[str] = ("cifar10_test_200ep",),
@@ -52,7 +90,6 @@ class Table(Estimator):
                 raise ConfigError(f"Table: {benchmark} has no metric {m!r}; valid: {metrics}")
         self.metric, self.report, self.costs = metric, list(report), list(costs)
         self._cost_fn: Callable[[Mapping[str, Any]], dict[str, float]] | None = None
-        self.n_done = 0
 
     def cost_fn(self, supernet: Any = None) -> Callable[[Mapping[str, Any]], dict[str, float]]:
         """Params/FLOPs counter of ``supernet`` (default: the benchmark's own supernet, built once)."""
@@ -68,47 +105,34 @@ class Table(Estimator):
             self._cost_fn = GraphCost(supernet)
         return self._cost_fn
 
+    def evaluator(self, supernet: Any = None) -> TableLookup:
+        """The picklable evaluate function (costs counted from ``supernet``, default the benchmark's)."""
+        folder = getattr(self.table, "folder", None)  # resolved here: a worker's cwd and env may differ
+        return TableLookup(self.benchmark, str(folder) if folder is not None else self.path, self.metric,
+                           tuple(self.report), tuple(self.costs), self.cost_fn(supernet) if self.costs else None)
+
     def evaluate(self, arch: Mapping[str, Any]) -> dict[str, float]:
         """The looked-up metrics of ``arch`` (plus counted costs)."""
-        row = self.table.lookup(arch)
-        out = {self.metric: row[self.metric]}
-        out.update({m: row[m] for m in self.report if m != self.metric})
-        if self.costs:
-            c = self.cost_fn()(arch)
-            out.update({k: c[k] for k in self.costs})
-        return out
+        return self.evaluator()(arch)
 
     def run(self, exp: Experiment) -> list[Result]:
-        """Look up ``budget`` proposals of ``exp.optimizer`` (via exp.evaluate_loop when the experiment has one)."""
-        if self.costs:
-            self.cost_fn(getattr(exp, "model", None))
-        if hasattr(exp, "evaluate_loop"):
-            return exp.evaluate_loop(self.evaluate, self.budget, self.batch_size)
-        return self.search(exp.optimizer, self.budget - self.n_done)
+        """Look up ``budget`` proposals of ``exp.optimizer`` through ``exp.evaluate_loop``."""
+        return exp.evaluate_loop(self.evaluator(exp.model), self.budget, self.batch_size)
 
-    def search(self, optimizer: Any, budget: int | None = None) -> list[Result]:
-        """A standalone loop without an Experiment: propose, look up, step, ``budget`` distinct archs."""
-        budget = self.budget if budget is None else budget
-        results: list[Result] = []
-        cache: dict[tuple, Result] = {}
-        proposals = 0
-        while len(results) < budget and proposals < 10 * budget + 100:
-            archs = optimizer.next(min(self.batch_size, budget - len(results)))
-            if not archs:
-                break
-            proposals += len(archs)
-            for a in archs:
-                if arch_key(a) not in cache:
-                    cache[arch_key(a)] = r = Result(dict(a), self.evaluate(a))
-                    results.append(r)
-                    self.n_done += 1
-            optimizer.step([cache[arch_key(a)] for a in archs])
+    def search(self, optimizer: Optimizer, budget: int | None = None) -> list[Result]:
+        """``budget`` lookups of ``optimizer``'s proposals without an experiment (scripts, benchmarks).
+
+        The experiment's own loop (``loop.discrete_loop``: deduplication, stopping rule) without its
+        history files, checkpoints or console; results come back in evaluation order.
+        """
+        from ..loop import discrete_loop
+
+        fn, results = self.evaluator(), []
+
+        def keep(r: Result) -> Result:
+            results.append(r)
+            return r
+
+        discrete_loop(optimizer, lambda archs: [fn(a) for a in archs], self.budget if budget is None else int(budget),
+                      self.batch_size, {}, {"evaluated": 0, "proposed": 0}, keep)
         return results
-
-    def state_dict(self) -> dict[str, Any]:
-        """How many archs this estimator evaluated (the routine keeps the rest)."""
-        return {"n_done": self.n_done}
-
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore from state_dict."""
-        self.n_done = int(state.get("n_done", 0))

@@ -9,7 +9,6 @@ recalibrated, supernet restored) and feeds them back to the optimizer.
 from __future__ import annotations
 
 import math
-import random
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -18,7 +17,7 @@ from ..optim.base import Result
 from ..rng import preserved_rng
 from .base import ESTIMATORS, Estimator
 from .subnet import check_discrete
-from .uniform import check_single_path, evaluate_shared_in
+from .uniform import check_single_path, evaluate_shared_in, sample_path
 
 if TYPE_CHECKING:
     from ..routine import Experiment
@@ -45,6 +44,7 @@ class Unified(Estimator):
         self.eval_split, self.params = eval_split, params
         self.round, self.gstep, self.phase = 0, 0, "train"
         self._bn_batches: list[Any] | None = None
+        self._spe = 0  # steps per epoch, fixed when run() starts
         self.train_stats: list[dict[str, float]] = []
 
     def state_dict(self) -> dict[str, Any]:
@@ -68,7 +68,7 @@ class Unified(Estimator):
         """``steps`` weight steps from global step ``gstep``, each on a path from ``pool`` (uniform if empty)."""
         data, trainer, model, space = exp.data, exp.trainer, exp.model, exp.space
         assert data is not None and trainer is not None and model is not None and space is not None
-        spe = trainer.steps_for(data.train)
+        spe = self._spe or trainer.steps_for(data.train)
         end, total, n = self.gstep + steps, 0.0, 0
         model.train()
         while self.gstep < end:
@@ -77,9 +77,8 @@ class Unified(Estimator):
             with preserved_rng():  # iterator creation draws a seed; keep resumed runs identical
                 batches = iter(data.train)
             before = self.gstep
-            for batch in batches:
-                rng = random.Random(f"{exp.seed}:unified:{self.gstep}")  # seeded per step: resume replays it
-                space.apply(rng.choice(pool) if pool else space.sample(rng))
+            for batch in batches:  # each step's path is seeded by the global step: resume replays it
+                space.apply(sample_path(space, exp.seed, "unified", self.gstep, pool=pool))
                 total += trainer.train_step(model, batch)["loss"]
                 n += 1
                 self.gstep += 1
@@ -103,7 +102,8 @@ class Unified(Estimator):
         """Warm up, then alternate training and evaluation rounds (resumable at phase boundaries)."""
         check_discrete(exp, "Unified")
         check_single_path(exp.model, "Unified")  # type: ignore[arg-type]
-        spe = exp.trainer.steps_for(exp.data.train)  # type: ignore[union-attr]
+        # once per run, a full epoch: every step's (epoch, position) is derived from it
+        spe = self._spe = exp.trainer.steps_for(exp.data.train)  # type: ignore[union-attr]
         warm = self.warmup_epochs * spe
         exp.configure_trainer(max(1, math.ceil((warm + self.rounds * self.train_steps) / spe)))
         while self.gstep < warm:  # uniform-path warm-up, one checkpoint per epoch

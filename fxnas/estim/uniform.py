@@ -11,23 +11,23 @@ import random
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-import torch
 import torch.fx as fx
 
 from ..errors import ConfigError
 from ..optim.base import Result
+from ..rng import preserved_rng
 from ..supernet import mixed_ops, space_of
 from ..train.bn import bn_state, load_bn_state, recalibrate_bn
 from ..train.data import fixed_batches
 from .base import ESTIMATORS
 from .default import Default
-from .subnet import check_discrete, count_params
+from .subnet import check_discrete, subnet_params
 
 if TYPE_CHECKING:
     from torch.utils.data import DataLoader
 
     from ..routine import Experiment
-    from ..train.data import DataBundle
+    from ..space import SearchSpace
     from ..train.trainer import Trainer
 
 
@@ -39,21 +39,12 @@ def check_single_path(supernet: fx.GraphModule, who: str) -> None:
                           f"(searchify(..., mixed_op='Index')); {bad[:3]} weigh every candidate")
 
 
-def train_supernet_uniform(supernet: fx.GraphModule, data: DataBundle, trainer: Trainer, epochs: int | None = None,
-                           seed: int = 0) -> list[dict[str, float]]:
-    """SPOS training: each weight step runs one uniformly sampled path (seeded by seed, epoch, step)."""
-    check_single_path(supernet, "train_supernet_uniform")
-    space = space_of(supernet)
-    n = trainer.epochs if epochs is None else int(epochs)
-    if trainer.optimizer is None:
-        trainer.configure(supernet, trainer.steps_for(data.train), epochs=n)
-    stats = []
-    for e in range(n):
-        def sample(step: int, batch: Any, e: int = e) -> None:
-            space.apply(space.sample(random.Random(f"{seed}:{e}:{step}")))
-
-        stats.append(trainer.train_epoch(supernet, data.train, e, before_step=sample))
-    return stats
+def sample_path(space: SearchSpace, seed: int, *key: Any, pool: Sequence[Mapping[str, Any]] | None = None
+                ) -> dict[str, Any]:
+    """The SPOS path for ``key`` (e.g. epoch, step): uniform over ``space`` (or a choice from ``pool`` when
+    given), drawn from ``random.Random(f"{seed}:{key...}")`` so that a resumed run samples the same paths."""
+    rng = random.Random(":".join(str(k) for k in (seed, *key)))
+    return dict(rng.choice(pool)) if pool else space.sample(rng)
 
 
 def evaluate_shared(supernet: fx.GraphModule, arch: Mapping[str, Any], trainer: Trainer, valid: DataLoader,
@@ -69,18 +60,16 @@ def evaluate_shared(supernet: fx.GraphModule, arch: Mapping[str, Any], trainer: 
     saved = bn_state(supernet)
     try:
         space.apply(arch)
-        with torch.random.fork_rng(devices=[]):
+        with preserved_rng():
             steps = bn_steps if bn_steps is not None else len(bn_batches)
-            if steps:
-                recalibrate_bn(supernet, bn_batches, steps, device=trainer.device)
+            if steps:  # the trainer's step_fn, when it has one, is how the model is fed (BN sees those inputs)
+                recalibrate_bn(supernet, bn_batches, steps, device=trainer.device, forward_fn=trainer.step_fn)
             metrics = trainer.evaluate(supernet, valid, eval_steps)
     finally:
         load_bn_state(supernet, saved)
         space.apply(previous)
     if params:
-        from ..passes.materialize import materialize
-
-        metrics["params"] = float(count_params(materialize(supernet, arch)))
+        metrics["params"] = float(subnet_params(supernet, arch))
     return metrics
 
 
@@ -127,9 +116,8 @@ class Uniform(Default):
         super().start(exp)
 
     def before_step(self, exp: Experiment, batch: Any) -> None:
-        # seeded by (seed, epoch, step): a resumed run samples the same paths
-        rng = random.Random(f"{exp.seed}:{self.epoch}:{self.step}")
-        exp.space.apply(exp.space.sample(rng))  # type: ignore[union-attr]
+        """Train a uniformly random path this step, seeded by (seed, epoch, step)."""
+        exp.space.apply(sample_path(exp.space, exp.seed, self.epoch, self.step))  # type: ignore[arg-type,union-attr]
 
     def finish_epoch(self, exp: Experiment) -> Result:
         """Record the epoch's training loss, marked unranked (a random path must not compete with the search)."""

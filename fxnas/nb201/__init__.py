@@ -1,4 +1,7 @@
-"""NAS-Bench-201: the cell network as a plain model, its fxnas space, and the benchmark tables."""
+"""NAS-Bench-201: the cell network as a plain model, its fxnas space, and the benchmark tables.
+
+The ``nb201`` model type of configs is registered lazily in fxnas/spaces/registry.py (build_nb201).
+"""
 
 from . import ops  # noqa: F401  (registers the NB201 candidates)
 from .model import (
@@ -23,13 +26,3 @@ __all__ = [
     "str_to_arch",
 ]
 
-
-def _register_space() -> None:
-    """Name the NB201 space ``nb201`` in the config's SPACES registry (``model: {type: nb201}``)."""
-    from ..config import SPACES
-
-    if "nb201" not in SPACES:
-        SPACES.register("nb201", build_nb201)
-
-
-_register_space()

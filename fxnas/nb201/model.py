@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 import torch.fx as fx
 from torch import nn
 
+from ..errors import ConfigError
 from ..slot import SlotSpec
 from ..space import Categorical, SearchSpace
 
@@ -81,9 +83,11 @@ class ResBlock(nn.Module):
 class NB201Net(nn.Module):
     """Stem conv3x3 → 3 stages of ``cells_per_stage`` cells (C, 2C, 4C) with ResBlocks between → BN-ReLU-GAP-FC."""
 
-    def __init__(self, channels: int = 16, cells_per_stage: int = 5, num_classes: int = 10) -> None:
+    def __init__(self, channels: int = 16, cells_per_stage: int = 5, num_classes: int = 10,
+                 in_channels: int = 3) -> None:
         super().__init__()
-        self.stem = nn.Sequential(nn.Conv2d(3, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels))
+        self.stem = nn.Sequential(nn.Conv2d(in_channels, channels, 3, padding=1, bias=False),
+                                  nn.BatchNorm2d(channels))
         layers: list[nn.Module] = []
         c = channels
         for stage in range(3):
@@ -114,21 +118,46 @@ def nb201_space() -> SearchSpace:
     return space
 
 
+def _input_channels(in_channels: int | None, input_shape: Sequence[int] | None) -> int:
+    """The stem's input channels: ``in_channels``, else ``input_shape[1]``, else 3 (CIFAR); they must agree."""
+    if input_shape is not None and len(input_shape) != 4:
+        raise ConfigError(f"NB201 needs an input_shape (batch, channels, height, width), got {tuple(input_shape)}")
+    if in_channels is not None and input_shape is not None and int(in_channels) != int(input_shape[1]):
+        raise ConfigError(f"NB201: in_channels={in_channels} but input_shape {tuple(input_shape)} has "
+                          f"{input_shape[1]} channels")
+    return int(in_channels if in_channels is not None else input_shape[1] if input_shape is not None else 3)
+
+
 def nb201_supernet(channels: int = 16, cells_per_stage: int = 5, num_classes: int = 10, mixed_op: str = "Index",
-                   example_inputs: Any = None, **searchify_args: Any) -> fx.GraphModule:
-    """The NB201 supernet made by fxnas's own passes from NB201Net: pattern Edge → Slots → construct."""
+                   example_inputs: Any = None, in_channels: int | None = None,
+                   input_shape: Sequence[int] | None = None, **searchify_args: Any) -> fx.GraphModule:
+    """The NB201 supernet made by fxnas's own passes from NB201Net: pattern Edge → Slots → construct.
+
+    Traced on ``example_inputs``, else on a batch of 2 of ``input_shape`` (default 3x32x32, CIFAR); the stem
+    takes ``in_channels`` (default: those of the input).
+    """
     from .. import searchify
     from . import ops  # noqa: F401  (registers RCB{k}, AVG3P)
 
-    model = NB201Net(channels, cells_per_stage, num_classes)
-    x = example_inputs if example_inputs is not None else torch.randn(2, 3, 32, 32)
+    if example_inputs is not None and input_shape is None and isinstance(example_inputs, torch.Tensor):
+        input_shape = tuple(example_inputs.shape)
+    cin = _input_channels(in_channels, input_shape)
+    model = NB201Net(channels, cells_per_stage, num_classes, cin)
+    # batch 2: tracing runs the fresh model in training mode, where BatchNorm needs more than one value
+    x = example_inputs if example_inputs is not None else \
+        torch.randn(2, cin, *(tuple(input_shape[2:]) if input_shape is not None else (32, 32)))
     return searchify(model, pattern=Edge, candidates=list(NB201_CANDIDATES), example_inputs=x,
                      mixed_op=mixed_op, param_name=edge_param, **searchify_args)
 
 
 def build_nb201(supernet: bool = False, num_classes: int = 10, channels: int = 16, cells_per_stage: int = 5,
-                mixed_op: str = "Index") -> SearchSpace | fx.GraphModule:
-    """The ``nb201`` named space: just the 6 edge params (table search), or the supernet when ``supernet``."""
+                mixed_op: str = "Index", in_channels: int | None = None,
+                input_shape: Sequence[int] | None = None) -> SearchSpace | fx.GraphModule:
+    """The ``nb201`` named space: just the 6 edge params (table search), or the supernet when ``supernet``.
+
+    A config with a data section passes ``num_classes``, ``in_channels`` and ``input_shape`` of its data.
+    """
     if not supernet:
         return nb201_space()
-    return nb201_supernet(channels, cells_per_stage, num_classes, mixed_op)
+    return nb201_supernet(channels, cells_per_stage, num_classes, mixed_op, in_channels=in_channels,
+                          input_shape=input_shape)

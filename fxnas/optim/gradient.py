@@ -1,8 +1,10 @@
 """Gradient (one-shot) optimizers of the space's alphas: DARTS, BinaryGate, GumbelAnnealing, REINFORCE, DirectGrad.
 
-Each is driven by the SuperNet estimator through ``step_arch(exp, train_batch, valid_batch)`` and
-``on_epoch_end(exp, epoch)`` and uses only ``exp.model`` (the supernet), ``exp.trainer`` (``loss(model, batch)``
-and, for unrolled DARTS, the weight ``optimizer``) and ``exp.device``.
+Each is driven by the SuperNet estimator through ``step_arch(exp, train_batch, valid_batch)`` (before the
+weight step of the same iteration), ``on_epoch_end(exp, epoch)``, the optional ``on_start(exp)`` and
+``fixed_weight_steps`` (weight steps under ``fixed_arch``). They use only ``exp.model`` (the supernet),
+``exp.trainer`` (``loss(model, batch)``; ``evaluate`` and ``metric`` for REINFORCE's reward; the weight
+``optimizer`` for unrolled DARTS).
 """
 
 from __future__ import annotations
@@ -14,10 +16,11 @@ import torch
 from torch import nn
 
 from ..candidates.mixed import fixed_arch
-from ..candidates.mixed_gradient import GumbelSum, rescale_binary_gates
+from ..candidates.mixed_gradient import GumbelSum, binary_gate_ops, rescale_binary_gates
 from ..errors import ConfigError
 from ..space import Categorical, SearchSpace, TensorParam
 from .base import OPTIMIZERS, GradientOptimizer
+from .cost import ExpectedCost
 
 DARTS_ADAM = {"lr": 3e-4, "betas": (0.5, 0.999), "weight_decay": 1e-3, "eps": 1e-8}
 PROXYLESS_ADAM = {"lr": 6e-3, "betas": (0.0, 0.999), "weight_decay": 0.0, "eps": 1e-8}
@@ -33,48 +36,6 @@ def _darts_cell(space: SearchSpace) -> dict[str, Any]:
 DERIVE = {"argmax": SearchSpace.derive, "darts_cell": _darts_cell}
 
 
-class ExpectedCost:
-    """A differentiable hardware term: ``weight * E[cost] / max cost``, E over softmax(alpha) of each mixed op.
-
-    ``metric`` is ``flops`` (multiply-accumulates) or ``params``, counted per candidate from the supernet's graph
-    (objectives.GraphCost); the term lies in [0, weight], so ``weight`` reads as "accuracy loss worth the
-    whole cost range". This is ProxylessNAS's expected-latency loss with the graph's counts as the proxy.
-    """
-
-    def __init__(self, metric: str = "flops", weight: float = 0.1) -> None:
-        if metric not in ("flops", "params") or not weight >= 0:
-            raise ConfigError(f"cost needs metric flops or params and weight >= 0; got metric={metric!r}, "
-                              f"weight={weight!r}")
-        self.metric, self.weight = metric, float(weight)
-        self.table: list[tuple[TensorParam, torch.Tensor]] | None = None
-        self.fixed = self.span = 0.0
-
-    def _build(self, model: nn.Module, space: SearchSpace) -> None:
-        from ..objectives import GraphCost
-
-        gc = GraphCost(model)
-        k = 0 if self.metric == "params" else 1
-        by_cat = {t.categorical: t for t in space.tensors().values() if t.categorical}
-        self.table, top = [], 0.0
-        for pname, costs in gc.table:
-            if pname not in by_cat:
-                raise ConfigError(f"cost: param {pname!r} has no alphas; use a gradient mixed op")
-            choices = space[pname].choices  # type: ignore[attr-defined]
-            c = torch.tensor([float(costs[n][k]) for n in choices])
-            self.table.append((by_cat[pname], c))
-            top += float(c.max())
-        self.fixed = float(gc.fixed_params if k == 0 else gc.fixed_flops)
-        self.span = max(top, 1.0)
-
-    def __call__(self, model: nn.Module, space: SearchSpace) -> tuple[torch.Tensor, float]:
-        """(the term to add to the arch loss, the expected cost of the whole network)."""
-        if self.table is None:
-            self._build(model, space)
-        assert self.table is not None
-        expected = sum(torch.softmax(t.value, -1) @ c.to(t.value.device) for t, c in self.table)
-        return self.weight * expected / self.span, self.fixed + float(expected.detach())
-
-
 class AlphaOptimizer(GradientOptimizer):
     """Adam over the space's TensorParams; subclasses say which loss gives the arch gradient."""
 
@@ -87,7 +48,7 @@ class AlphaOptimizer(GradientOptimizer):
         if derive not in DERIVE:
             raise ConfigError(f"{type(self).__name__}: derive must be one of {sorted(DERIVE)}, got {derive!r}")
         self.derive = derive
-        self.cost = None if cost is None else ExpectedCost(**cost)
+        self.cost = ExpectedCost.from_config(cost)
         d = self.adam_defaults
         self.adam_options = {"lr": float(d["lr"] if lr is None else lr),
                              "betas": tuple(float(b) for b in (d["betas"] if betas is None else betas)),
@@ -271,7 +232,7 @@ class BinaryGate(AlphaOptimizer):
     adam_defaults = PROXYLESS_ADAM
 
     def step_arch(self, exp: Any, train_batch: Any, valid_batch: Any) -> dict[str, float]:
-        for op in _binary_ops(exp.model):
+        for op in binary_gate_ops(exp.model):
             op.involved = []  # paths sampled by weight steps are not this update's
         before = {id(p): p.detach().clone() for p in self.params}
         loss, grads = self.arch_gradient(exp, train_batch, valid_batch)
@@ -279,12 +240,6 @@ class BinaryGate(AlphaOptimizer):
         self._apply(self._with_cost(exp, grads, stats))
         stats["rescaled"] = float(rescale_binary_gates(exp.model, before))
         return stats
-
-
-def _binary_ops(model: nn.Module) -> list[Any]:
-    from ..candidates.mixed_gradient import binary_gate_ops
-
-    return binary_gate_ops(model)
 
 
 @OPTIMIZERS.register("GumbelAnnealing")
@@ -300,7 +255,7 @@ class GumbelAnnealing(AlphaOptimizer):
             raise ConfigError("GumbelAnnealing needs 0 < min_temperature <= temperature and 0 < anneal_rate <= 1")
         self.temperature0, self.min_temperature = float(temperature), float(min_temperature)
         self.anneal_rate, self.one_level = float(anneal_rate), bool(one_level)
-        self.epoch = 0
+        self.epoch, self.started = 0, False
 
     @property
     def temperature(self) -> float:
@@ -323,26 +278,35 @@ class GumbelAnnealing(AlphaOptimizer):
         self.epoch = epoch + 1
         self.set_temperature(exp.model)
 
-    def on_resume(self, exp: Any) -> None:
-        """The temperature lives on the ops, not in a checkpoint: set it again after a resume."""
+    def on_start(self, exp: Any) -> None:
+        """The search begins: its weight steps run at this optimizer's temperature, not the ops' initial one."""
+        self.started = True
         self.set_temperature(exp.model)
 
+    def on_resume(self, exp: Any) -> None:
+        """The temperature lives on the ops, not in a checkpoint: set it again after a resume (not before the
+        search has started: a warm-up stage before it runs at the ops' own temperature, as it did first)."""
+        if self.started or self.epoch:
+            self.set_temperature(exp.model)
+
     def state_dict(self) -> dict[str, Any]:
-        return {**super().state_dict(), "epoch": self.epoch}
+        return {**super().state_dict(), "epoch": self.epoch, "started": self.started}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         super().load_state_dict(state)
-        self.epoch = int(state.get("epoch", 0))
+        self.epoch, self.started = int(state.get("epoch", 0)), bool(state.get("started", True))
 
 
 @OPTIMIZERS.register("REINFORCE")
 class REINFORCE(AlphaOptimizer):
     """ProxylessNAS-R: sample an arch from softmax(alpha) per categorical, reward it on the valid batch
-    (``reward``: "acc" = accuracy of argmax outputs, or "neg_loss"), policy gradient with a moving-average
-    baseline. Works with Index (alphas are added to the space) or BinaryGate ops (run in fixed mode). The
-    last sampled arch stays applied, so the weight steps in between train archs drawn from the policy."""
+    (``reward``: "acc" = ``exp.trainer.metric`` from ``exp.trainer.evaluate``, or "neg_loss"), policy gradient
+    with a moving-average baseline. Works with Index (alphas are added to the space) or BinaryGate ops. The
+    sampled arch stays applied and the SuperNet estimator's weight steps run only its path
+    (``fixed_weight_steps``), so they train archs drawn from the policy."""
 
     adam_defaults = PROXYLESS_ADAM
+    fixed_weight_steps = True  # the SuperNet estimator trains the weights under fixed_arch(exp.model)
 
     def __init__(self, space: SearchSpace, seed: int | None = 0, reward: str = "acc", baseline_decay: float = 0.99,
                  samples: int = 1, **kwargs: Any) -> None:
@@ -364,12 +328,16 @@ class REINFORCE(AlphaOptimizer):
                 self.space.add(TensorParam(f"{name}.alpha", (len(p.choices),), categorical=name))
 
     def _reward(self, exp: Any, batch: Any) -> float:
+        """The reward of the applied arch on ``batch``, computed by the trainer (so step_fn, eval_fn and
+        Regression work), with batch statistics as in the weight steps."""
         if self.reward == "neg_loss":
             return -float(exp.trainer.loss(exp.model, batch))
-        x, y = _to(batch[0], exp), _to(batch[1], exp)
-        out = exp.model(x)
-        out = out[0] if isinstance(out, (tuple, list)) else out
-        return float((out.argmax(-1) == y).float().mean())
+        metric = getattr(exp.trainer, "metric", "acc")
+        metrics = exp.trainer.evaluate(_BatchStats(exp.model), [batch])
+        if metric not in metrics:
+            raise ConfigError(f"REINFORCE reward 'acc' reads the trainer's metric {metric!r}, but its evaluation "
+                              f"gave {sorted(metrics)}; use reward: neg_loss")
+        return float(metrics[metric])
 
     def step_arch(self, exp: Any, train_batch: Any, valid_batch: Any) -> dict[str, float]:
         grads = {n: torch.zeros_like(self.space[n].value) for n in self.policy.values()}
@@ -412,9 +380,19 @@ class REINFORCE(AlphaOptimizer):
             self.gen.set_state(torch.as_tensor(state["gen"], dtype=torch.uint8))
 
 
-def _to(t: Any, exp: Any) -> Any:
-    device = getattr(exp, "device", None)
-    return t.to(device) if isinstance(t, torch.Tensor) and device is not None else t
+class _BatchStats(nn.Module):
+    """``model`` as the trainer's evaluate sees it: its eval() does not reach the model, which keeps its mode
+    (train: BatchNorm uses batch statistics, as the weight steps and ProxylessNAS's reward do)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def train(self, mode: bool = True) -> _BatchStats:
+        return self
+
+    def forward(self, *args: Any, **kwargs: Any) -> Any:
+        return self.model(*args, **kwargs)
 
 
 __all__ = ["DARTS", "AlphaOptimizer", "BinaryGate", "DirectGrad", "DirectGradBiLevel", "GumbelAnnealing",

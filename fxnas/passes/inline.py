@@ -22,10 +22,6 @@ def default_should_inline(m: nn.Module) -> bool:
     return not _is_torch_module(m) or isinstance(m, nn.Sequential)
 
 
-class _Container(nn.Module):
-    """Holds an inlined module's children and tensors under its old path (a plain nn.Module)."""
-
-
 def _container_from(sub: fx.GraphModule) -> nn.Module:
     box = nn.Module()
     for k, v in sub._modules.items():

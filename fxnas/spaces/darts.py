@@ -12,6 +12,7 @@ all reduction cells share ``reduce.e{i}``: 28 categorical params (plus 28 alphas
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections import namedtuple
 from collections.abc import Callable, Mapping, Sequence
@@ -153,10 +154,21 @@ def _edge_weights(space: SearchSpace, name: str) -> torch.Tensor:
     return F.one_hot(torch.tensor(cat.index()), len(cat.choices)).float()
 
 
-def darts_derive(space: SearchSpace, steps: int = 4, none: str = "NIL", keep: int = 2) -> dict[str, Any]:
+def cell_steps(space: SearchSpace) -> int:
+    """Intermediate nodes per DARTS cell, read off the space: node i has 2 + i incoming edges."""
+    n = next(k for k in itertools.count() if f"normal.e{k}" not in space and f"reduce.e{k}" not in space)
+    steps = next((s for s in range(n + 1) if s * (s + 3) // 2 == n), None)
+    if steps is None:
+        raise ConfigError(f"DARTS cells have 2 + i edges into node i; this space has {n} edges a cell")
+    return steps
+
+
+def darts_derive(space: SearchSpace, steps: int | None = None, none: str = "NIL", keep: int = 2) -> dict[str, Any]:
     """The DARTS discretisation: per node keep the ``keep`` incoming edges whose best non-``none`` op is
-    strongest, each with that op; the other edges become ``none``. Returns a full arch of the space."""
-    arch = space.current()
+    strongest, each with that op; the other edges become ``none``. Other params take their argmax (derive).
+    ``steps`` (nodes per cell) defaults to what the space's edge count implies."""
+    steps = cell_steps(space) if steps is None else steps
+    arch = space.derive()
     for kind in ("normal", "reduce"):
         if f"{kind}.e0" not in space:
             continue

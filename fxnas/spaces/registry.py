@@ -6,7 +6,6 @@ just a SearchSpace (table lookups). Modules that define spaces register them her
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable
 from typing import Any
 
@@ -33,6 +32,9 @@ SPACES.register("darts", _lazy_space("fxnas.spaces.darts:darts_supernet",
                                      "the DARTS cell search space (fxnas.spaces.darts.darts_supernet)"))
 SPACES.register("tiny_net", _lazy_space("fxnas.examples.tiny_net:build",
                                         "fxnas/examples/tiny_net.py: a small residual CNN (3-channel input)"))
+SPACES.register("nb201", _lazy_space("fxnas.nb201.model:build_nb201",
+                                     "NAS-Bench-201: the 6 edge params for table lookups, or the cell network "
+                                     "with supernet: true (fxnas.nb201.model.build_nb201)"))
 
 
 def model_builder(ref: str) -> Callable[..., Any]:
@@ -40,18 +42,13 @@ def model_builder(ref: str) -> Callable[..., Any]:
     from ..train.data import load_object
 
     if ref.startswith("torchvision:"):
-        import torchvision
+        from ..modelfile import TORCHVISION_PREFIX, _build_torchvision
 
-        arch = ref.split(":", 1)[1]
-        names = torchvision.models.list_models()
-        if arch not in names:
-            close = difflib.get_close_matches(arch, names, n=3, cutoff=0.5)
-            raise ConfigError(f"model.type: torchvision has no model {arch!r}"
-                              + (f"; did you mean {', '.join(close)}?" if close else ""))
-        builder = torchvision.models.get_model_builder(arch)
+        arch = ref[len(TORCHVISION_PREFIX):]
 
         def tv(num_classes: int = 1000, **kwargs: Any) -> Any:
-            return builder(num_classes=num_classes, **kwargs)
+            # modelfile's builder: classification models only, weights= refused (it would download)
+            return _build_torchvision(arch, {"num_classes": num_classes, **kwargs})
 
         tv.__doc__ = f"torchvision {arch}"
         return tv

@@ -10,6 +10,7 @@ from torch import nn
 from torch.nn.modules.batchnorm import _BatchNorm
 from torch.utils.data import DataLoader
 
+from ..rng import preserved_rng
 from .trainer import to_device
 
 BNState = dict[str, dict[str, torch.Tensor]]
@@ -44,6 +45,8 @@ def recalibrate_bn(model: nn.Module, loader: DataLoader, steps: int = 10, device
     Stats are reset, momentum set to None (equal weight per batch), and the model run in train mode without
     gradients. BatchNorms the current arch does not use keep their previous statistics. The model's mode, the
     BN momenta and the global RNG states are restored. Returns the number of batches used.
+    ``forward_fn(model, batch)`` runs a batch (default ``model(batch[0])``); pass the trainer's ``step_fn`` for
+    models trained with one, so that BN sees the inputs training gave it.
     """
     bns = batchnorms(model)
     if not bns:
@@ -60,7 +63,7 @@ def recalibrate_bn(model: nn.Module, loader: DataLoader, steps: int = 10, device
     model.train()
     used = 0
     try:
-        with torch.random.fork_rng(devices=[]):  # iterating a loader draws a seed: leave the global RNGs alone
+        with preserved_rng():  # iterating a loader draws a seed: leave the global RNGs (CUDA too) alone
             for i, batch in enumerate(loader):
                 if i >= steps:
                     break

@@ -3,17 +3,16 @@
 Data order is deterministic: every train loader uses an :class:`EpochSampler` whose permutation is drawn
 from ``torch.Generator().manual_seed(seed + epoch)``. Call ``bundle.set_epoch(epoch)`` (or
 ``set_epoch(loader, epoch)``) before iterating an epoch, so that a run resumed at epoch ``e`` replays exactly
-the order an uninterrupted run saw; ``set_epoch(epoch, skip=k)`` also skips the first ``k`` batches' samples
-(resuming in the middle of an epoch).
+the order an uninterrupted run saw; ``set_epoch(epoch, skip_batches=k)`` also skips the first ``k`` batches of
+the next pass only (resuming in the middle of an epoch); later passes are full epochs again.
 """
 
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import inspect
+import math
 import os
-import sys
 from collections.abc import Callable, Iterator, Sized
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +23,9 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Sampler, Subset, TensorDataset
 
 from ..errors import ConfigError
+from ..modelfile import import_model_file
 from ..registry import Registry
+from ..rng import preserved_rng
 
 DATASETS = Registry("dataset")
 
@@ -38,7 +39,7 @@ class EpochSampler(Sampler[int]):
         self.epoch, self.skip = 0, 0
 
     def set_epoch(self, epoch: int, skip: int = 0) -> None:
-        """Use the order of ``epoch``, leaving out its first ``skip`` samples (mid-epoch resume)."""
+        """Use the order of ``epoch``; the next pass only leaves out its first ``skip`` samples (mid-epoch resume)."""
         self.epoch, self.skip = int(epoch), int(skip)
 
     def order(self) -> list[int]:
@@ -49,10 +50,21 @@ class EpochSampler(Sampler[int]):
         return torch.randperm(self.n, generator=g).tolist()
 
     def __iter__(self) -> Iterator[int]:
-        return iter(self.order()[self.skip:])
+        # a skip belongs to the resumed pass alone: left set, it would shorten every later epoch
+        skip, self.skip = self.skip, 0
+        return iter(self.order()[skip:])
 
     def __len__(self) -> int:
+        """Samples the next pass yields (a pending skip left out); epoch_batches gives the full epoch."""
         return max(0, self.n - self.skip)
+
+
+def epoch_batches(loader: DataLoader) -> int:
+    """Batches in one full epoch of ``loader``: a pending mid-epoch skip (set_epoch) is not subtracted."""
+    sampler, bs = loader.sampler, loader.batch_size
+    if isinstance(sampler, EpochSampler) and bs:
+        return sampler.n // bs if loader.drop_last else math.ceil(sampler.n / bs)
+    return len(loader)
 
 
 def set_epoch(loader: DataLoader, epoch: int, skip_batches: int = 0) -> None:
@@ -70,7 +82,7 @@ def fixed_batches(loader: DataLoader, n: int, epoch: int = 0) -> list[Any]:
     """The first ``n`` batches of ``loader``'s order for ``epoch``, without moving the global RNGs."""
     set_epoch(loader, epoch)
     out = []
-    with torch.random.fork_rng(devices=[]):  # creating the iterator draws a seed from the global RNG
+    with preserved_rng():  # creating the iterator draws a seed from the global RNG
         for i, b in enumerate(loader):
             if i >= n:
                 break
@@ -264,15 +276,9 @@ def load_object(ref: str) -> Any:
         raise ConfigError(f"{ref!r} must look like 'file.py:name' or 'package.module:name'")
     mod_ref, _, name = ref.rpartition(":")
     if mod_ref.endswith(".py"):
-        path = Path(mod_ref)
-        if not path.exists():
+        if not Path(mod_ref).is_file():
             raise ConfigError(f"python file {mod_ref!r} does not exist")
-        mod_name = f"fxnas_user_{path.stem}_{abs(hash(str(path.resolve())))}"
-        spec = importlib.util.spec_from_file_location(mod_name, path)
-        assert spec is not None and spec.loader is not None
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[mod_name] = module  # dataclasses and pickling look modules up here
-        spec.loader.exec_module(module)
+        module = import_model_file(mod_ref)  # one importer for user files: stable module names, ModelError
     else:
         try:
             module = importlib.import_module(mod_ref)

@@ -18,7 +18,7 @@ from torch.utils.data import DataLoader
 from ..errors import ConfigError
 from ..registry import Registry
 from .criteria import CriterionChain, CriterionSpec, build_criteria, main_output
-from .data import resolve_callable, set_epoch
+from .data import epoch_batches, resolve_callable, set_epoch
 
 TRAINERS = Registry("trainer")
 
@@ -82,8 +82,8 @@ class Trainer:
         return type(self)(**opts)
 
     def steps_for(self, loader: DataLoader) -> int:
-        """Steps one epoch over ``loader`` takes (capped by max_steps_per_epoch)."""
-        n = len(loader)
+        """Steps one full epoch over ``loader`` takes (capped by max_steps_per_epoch; a pending skip ignored)."""
+        n = epoch_batches(loader)
         return min(n, self.max_steps_per_epoch) if self.max_steps_per_epoch else n
 
     def configure(self, model: nn.Module, steps_per_epoch: int, params: Iterable[nn.Parameter] | None = None,
@@ -192,7 +192,9 @@ class Trainer:
 
     # --- state --------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        """Optimizer and scheduler state, for checkpoints."""
+        """Optimizer and scheduler state, for checkpoints (a state loaded before configure() is kept as is)."""
+        if self.optimizer is None and self._pending_state is not None:
+            return dict(self._pending_state)  # a checkpoint taken before configure() must not drop it
         return {"optimizer": self.optimizer.state_dict() if self.optimizer is not None else None,
                 "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None}
 

@@ -229,3 +229,21 @@ def test_shared_alpha_rescaled_once_over_union_of_pairs() -> None:
     assert torch.equal(alpha.detach()[rest], before[rest])
     torch.testing.assert_close(torch.logsumexp(alpha.detach()[union], 0), torch.logsumexp(before[union], 0))
     assert sn.c1.involved == [] and sn.c2.involved == []
+
+
+def test_binary_gate_has_one_probability_and_one_rescale_api() -> None:
+    """probs() duplicated sample_probs() and rescale_alpha() duplicated rescale_binary_gates: one of each stays."""
+    from fxnas.candidates.mixed_gradient import BinaryGateMixedOp, rescale_binary_gates
+
+    for dup in ("probs", "rescale_alpha"):
+        assert not hasattr(BinaryGateMixedOp, dup), dup
+    sn, _ = supernet("BinaryGate")
+    torch.testing.assert_close(sn.c1.sample_probs(), F.softmax(sn.c1.alpha.detach(), -1))
+    uniform, _ = supernet("BinaryGateUniform")
+    torch.testing.assert_close(uniform.c1.sample_probs(), torch.full((len(CANDS),), 1 / len(CANDS)))
+    before = sn.c1.alpha.detach().clone()
+    sn.c1.involved, sn.c2.involved = [1, 3], []
+    with torch.no_grad():
+        sn.c1.alpha.add_(torch.arange(len(CANDS), dtype=before.dtype))
+    assert rescale_binary_gates(sn, {id(sn.c1.alpha): before}) == 1  # what rescale_alpha(before) did for one op
+    assert torch.equal(sn.c1.alpha.detach()[[0, 2, 4, 5]], before[[0, 2, 4, 5]])

@@ -77,6 +77,71 @@ def test_default_resumes_mid_epoch_exactly(tmp_path):
         assert torch.equal(v, ref_weights[k]), k
 
 
+def test_default_resumed_in_the_first_epoch_trains_the_next_epoch_whole(tmp_path):
+    # the skip of the resumed epoch must not shorten the epoch after it
+    cfg = config(tmp_path, name="ref", estim=[{"type": "Default", "checkpoint_steps": 4}])
+    ref = build(cfg)
+    ref_steps = {"n": 0}
+    real_ref = ref.trainer.train_step
+
+    def counting(model, batch):
+        ref_steps["n"] += 1
+        return real_ref(model, batch)
+
+    ref.trainer.train_step = counting
+    ref.run()
+    want = [r.metrics for r in ref.history]
+    assert ref_steps["n"] == 2 * 34
+
+    cfg["name"] = "run"
+    exp = build(cfg)
+    real_step, n = exp.trainer.train_step, {"steps": 0}
+
+    def dying_step(model, batch):
+        n["steps"] += 1
+        if n["steps"] == 6:  # first epoch of two, after the checkpoint at step 4
+            raise Killed
+        return real_step(model, batch)
+
+    exp.trainer.train_step = dying_step
+    with pytest.raises(Killed):
+        exp.run()
+    assert exp.history == []
+    again = build(cfg)
+    real_again, done = again.trainer.train_step, {"n": 0}
+
+    def count_again(model, batch):
+        done["n"] += 1
+        return real_again(model, batch)
+
+    again.trainer.train_step = count_again
+    again.run(resume=True)
+    assert done["n"] == 2 * 34 - 4  # the 4 steps before the checkpoint are not repeated, nothing else is skipped
+    assert [r.metrics for r in again.history] == want  # exactly, not approximately
+    for k, v in again.model.state_dict().items():
+        assert torch.equal(v, ref.model.state_dict()[k]), k
+
+
+def test_default_on_a_gradient_supernet_records_the_derived_arch(tmp_path):
+    cfg = config(tmp_path, optim={"type": "DARTS"}, estim=[{"type": "Default", "epochs": 1}],
+                 construct={"pattern": "conv3x3", "candidates": ["NC3", "DW3", "IDT"], "mixed_op": "SoftmaxSum"},
+                 trainer={"type": "Classification", "lr": 0.1, "epochs": 1, "max_steps_per_epoch": 2})
+    exp = build(cfg)
+    with torch.no_grad():
+        for p in exp.space.arch_parameters():
+            p[-1] += 1.0  # the alphas favour the last candidate; space.current() still says the first
+    assert set(exp.space.current().values()) != {"IDT"}
+    exp.run()
+    assert exp.history[0].arch == exp.optimizer.best() and set(exp.history[0].arch.values()) == {"IDT"}
+    # with a fixed arch the supernet runs that path: that arch is recorded
+    fixed = {k: "DW3" for k in exp.space.current()}
+    cfg["estim"] = [{"type": "Default", "epochs": 1, "arch": fixed}]
+    cfg["name"] = "fixed"
+    exp2 = build(cfg)
+    exp2.run()
+    assert exp2.history[0].arch == fixed
+
+
 def test_fixed_arch_is_applied(tmp_path):
     arch = {"stem.0": "DW3", "res1.conv1": "NC3"}
     exp = build(config(tmp_path, estim=[{"type": "Default", "epochs": 1, "arch": arch}]))

@@ -147,3 +147,34 @@ def test_random_archs_of_space_are_trainable(digits):
     arch = net.space.sample(random.Random(3))
     m = train_subnet(net, arch, digits, Trainer(epochs=1, lr=0.1, max_steps_per_epoch=2))
     assert 0 <= m["acc"] <= 100 and m["params"] > 0
+
+
+def test_keep_best_needs_a_single_path_supernet(tmp_path, digits):
+    torch.manual_seed(0)
+    net = fxnas.searchify(CNN(), pattern="conv3x3", candidates=["ORIG", "NC3"], mixed_op="SoftmaxSum",
+                          example_inputs=torch.randn(1, 1, 16, 16))
+    trainer = Trainer(epochs=1, lr=0.1, max_steps_per_epoch=2)
+    exp = make_exp(tmp_path, net, digits, trainer, SubNet(budget=1))
+    with pytest.raises(ConfigError, match="keep_best.*Index.*keep_best: false"):
+        exp.run()
+    ok = make_exp(tmp_path, net, digits, trainer, SubNet(budget=1, keep_best=False, bn_steps=0), name="ok")
+    assert len([r for r in ok.estimators[0].run(ok) if r.info.get("loop")]) == 1
+
+
+def test_fit_subnet_leaves_every_global_rng_alone(digits):
+    import numpy as np
+
+    from fxnas.estim.subnet import fit_subnet
+
+    def step(model, batch):  # training that draws from python's and numpy's generators (e.g. augmentation)
+        x = batch[0] + 0.01 * (random.random() + float(np.random.rand()))
+        return nn.functional.cross_entropy(model(x), batch[1])
+
+    net = supernet()
+    py, npy, tch = random.getstate(), np.random.get_state(), torch.get_rng_state()
+    m, module = fit_subnet(net, {"c1": "NC3", "c2": "IDT"}, digits,
+                           Trainer(epochs=1, lr=0.1, max_steps_per_epoch=3, step_fn=step), bn_steps=2)
+    assert random.getstate() == py and torch.equal(torch.get_rng_state(), tch)
+    assert all(np.array_equal(a, b) for a, b in zip(np.random.get_state(), npy))
+    assert m["params"] == (144 + 32) + 32 + 32 + 170  # c1 NC3 (conv 1*16*9 + its BN), IDT c2, b1, b2, fc
+    assert module is not net and module.space.current() == {"c1": "NC3", "c2": "IDT"}

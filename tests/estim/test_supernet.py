@@ -184,3 +184,158 @@ def test_killed_search_process_resumes_like_an_uninterrupted_one(tmp_path):
     got = _history(tmp_path / "run")
     assert [(r["arch"], r["metrics"]) for r in got] == [(r["arch"], r["metrics"]) for r in want]
     assert b"best architecture" in out
+
+
+# --- order, fixed weight steps, start hook, discrete optimizers ---------------------------------------------
+def _log_weight_steps(exp, log: list) -> None:
+    """Wrap the trainer's train_step: log ("w", first label of the batch, step) for each weight step."""
+    real = exp.trainer.train_step
+
+    def train_step(model, batch):
+        log.append(("w", batch[1][:8].tolist(), exp.estimators[exp.stage].step))
+        return real(model, batch)
+
+    exp.trainer.train_step = train_step
+
+
+def test_arch_step_comes_before_the_weight_step_on_the_same_batch(tmp_path):
+    """DARTS's order: alpha is updated on a train batch before the weights see it (so the unrolled virtual
+    step starts from weights and momentum not yet trained on that batch)."""
+    exp = build(config(tmp_path, estim=[{"type": "SuperNet", "epochs": 1, "arch_update_intv": 1}]))
+    log: list = []
+    _log_weight_steps(exp, log)
+    real = exp.optimizer.step_arch
+
+    def step_arch(e, train_batch, valid_batch):
+        # the weights are those of before this batch's weight step: the momentum buffer has seen fewer steps
+        log.append(("a", train_batch[1][:8].tolist(), e.estimators[e.stage].step))
+        return real(e, train_batch, valid_batch)
+
+    exp.optimizer.step_arch = step_arch
+    exp.run()
+    arch = [i for i, entry in enumerate(log) if entry[0] == "a"]
+    assert len(arch) == 9  # one per weight step after the first (10 steps, arch_update_intv 1)
+    for i in arch:
+        assert log[i + 1][0] == "w" and log[i + 1][1:] == log[i][1:]  # then the weight step, same batch and step
+
+
+def test_unrolled_darts_virtual_step_uses_weights_before_the_weight_step(tmp_path):
+    """Unrolled DARTS: the virtual step w' starts from the weights that the weight step on the same train batch
+    then updates (not from weights already trained on it)."""
+    exp = build(config(tmp_path, optim={"type": "DARTS", "unrolled": True},
+                       estim=[{"type": "SuperNet", "epochs": 1, "arch_update_intv": 1}]))
+    seen: list = []
+    w = next(p for p in exp.model.parameters() if p.requires_grad)
+    real_unrolled, real_step = exp.optimizer._unrolled, exp.trainer.train_step
+
+    def unrolled(e, train_batch, valid_batch):
+        seen.append(("a", train_batch[1].tolist(), w.detach().clone()))
+        return real_unrolled(e, train_batch, valid_batch)
+
+    def train_step(model, batch):
+        seen.append(("w", batch[1].tolist(), w.detach().clone()))
+        return real_step(model, batch)
+
+    exp.optimizer._unrolled, exp.trainer.train_step = unrolled, train_step
+    exp.run()
+    pairs = [(seen[i], seen[i + 1]) for i in range(len(seen) - 1) if seen[i][0] == "a"]
+    assert len(pairs) == 9
+    for (_, virtual_batch, virtual_w), (kind, batch, weights) in pairs:
+        assert kind == "w" and virtual_batch == batch and torch.equal(virtual_w, weights)
+
+
+def test_reinforce_weight_steps_train_only_the_sampled_arch(tmp_path):
+    """REINFORCE on BinaryGate ops: the weight steps run fixed_arch on the last sampled arch (not two gated
+    paths), so they train archs drawn from the policy; warm-up epochs train uniformly random paths."""
+    cfg = config(tmp_path, optim={"type": "REINFORCE", "reward": "acc"},
+                 construct={"pattern": "conv3x3", "candidates": ["NC3", "DW3", "IDT"], "mixed_op": "BinaryGate"},
+                 estim=[{"type": "SuperNet", "arch_update_intv": 2, "arch_update_epoch_start": 1}])
+    exp = build(cfg)
+    ops = list(fxnas_mixed_ops(exp.model).values())
+    assert ops and exp.optimizer.fixed_weight_steps
+    runs: list = []
+    for op in ops:
+        for name, cand in op.candidates.items():
+            cand.register_forward_hook(lambda m, i, o, op=op, name=name: runs.append((op, name)))
+    sampled: list = []
+    real = exp.optimizer.step_arch
+
+    def step_arch(e, train_batch, valid_batch):
+        out = real(e, train_batch, valid_batch)
+        sampled.append(dict(e.space.current()))
+        return out
+
+    steps: list = []
+    real_step = exp.trainer.train_step
+
+    def train_step(model, batch):
+        runs.clear()
+        out = real_step(model, batch)
+        est = exp.estimators[exp.stage]
+        steps.append((est.epoch, dict(exp.space.current()), list(runs), [op.fixed for op in ops]))
+        return out
+
+    exp.optimizer.step_arch = step_arch
+    exp.trainer.train_step = train_step
+    exp.run()
+    assert len(sampled) == 4 and len(steps) == 20  # arch steps before weight steps 2, 4, 6, 8 of epoch 1
+    for _, arch, ran, fixed in steps:
+        assert all(fixed)
+        assert sorted((id(op), name) for op, name in ran) == sorted((id(op), arch[op.param.name]) for op in ops)
+    assert len({tuple(sorted(a.items())) for e, a, _, _ in steps if e == 0}) > 1  # warm-up: random paths
+    searched = [a for e, a, _, _ in steps if e == 1]
+    assert searched[3] == searched[2] == sampled[0]  # the sampled arch stays applied until the next arch step
+    assert not any(op.fixed for op in ops)  # fixed mode ends with the stage
+
+
+def fxnas_mixed_ops(model):
+    from fxnas.supernet import mixed_ops
+
+    return mixed_ops(model)
+
+
+def test_gumbel_temperature_reaches_the_ops_before_the_first_weight_step(tmp_path):
+    cfg = config(tmp_path, optim={"type": "GumbelAnnealing", "temperature": 0.3, "anneal_rate": 0.5},
+                 construct={"pattern": "conv3x3", "candidates": ["NC3", "DW3", "IDT"], "mixed_op": "GumbelSum"})
+    exp = build(cfg)  # arch updates start at epoch 1: epoch 0 is all weight steps
+    ops = list(fxnas_mixed_ops(exp.model).values())
+    temps: list = []
+    ops[0].register_forward_pre_hook(lambda m, i: temps.append(m.temperature) if m.training else None)
+    exp.run()
+    assert temps[:10] == pytest.approx([0.3] * 10)  # the warm-up epoch runs at optim.temperature, not 1.0
+    assert temps[-1] == pytest.approx(0.15)  # annealed after epoch 0
+
+
+def test_discrete_optimizer_results_are_not_ranked(tmp_path):
+    """SPOS-style SuperNet training with a discrete optimizer: its per-epoch arch is the last random path, so
+    it never becomes the best arch; the paths are sample_path's."""
+    from fxnas.estim.uniform import sample_path
+
+    cfg = config(tmp_path, optim={"type": "Random"},
+                 construct={"pattern": "conv3x3", "candidates": ["NC3", "DW3", "IDT"], "mixed_op": "Index"},
+                 estim=[{"type": "SuperNet", "epochs": 1},
+                        {"type": "Uniform", "epochs": 0, "budget": 2, "bn_steps": 1, "eval_steps": 1}])
+    exp = build(cfg)
+    paths: list = []
+    real_step = exp.trainer.train_step
+
+    def train_step(model, batch):
+        est = exp.estimators[exp.stage]
+        paths.append((dict(exp.space.current()), sample_path(exp.space, exp.seed, est.epoch, est.step)))
+        return real_step(model, batch)
+
+    exp.trainer.train_step = train_step
+    exp.run()
+    assert len(paths) == 10 and all(a == b for a, b in paths) and len({str(a) for a, _ in paths}) > 1
+    supernet = [r for r in exp.history if r.info["stage"] == 0]
+    assert len(supernet) == 1 and supernet[0].info["rank"] is False
+    assert exp.best is not None and exp.best.info["stage"] == 1  # the Uniform search's result
+    assert SuperNet(rank=True).rank is True  # an explicit rank is kept
+
+
+def test_since_arch_is_checkpointed(tmp_path):
+    est = SuperNet(arch_update_intv=4)
+    est.since_arch = 3
+    again = SuperNet(arch_update_intv=4)
+    again.load_state_dict(est.state_dict())
+    assert again.since_arch == 3

@@ -1,8 +1,9 @@
-"""The Table estimator: lookups, counted costs, standalone and Experiment loops, and the nb201_*.yaml configs."""
+"""The Table estimator: lookups, counted costs, the Experiment loop (local and dask), the nb201_*.yaml configs."""
 
 from __future__ import annotations
 
 import json
+import pickle
 from types import SimpleNamespace
 
 import pytest
@@ -48,12 +49,60 @@ def test_bad_options():
         Table(budget=0)
 
 
-def test_run_without_evaluate_loop_uses_its_own_loop():
+def test_search_runs_the_experiments_loop(tmp_path, monkeypatch):
+    import fxnas.loop
+    import fxnas.routine as routine
+
+    calls = []
+    loop = fxnas.loop.discrete_loop
+    spy = lambda *a, **k: calls.append(1) or loop(*a, **k)  # noqa: E731
+    monkeypatch.setattr(fxnas.loop, "discrete_loop", spy)
+    monkeypatch.setattr(routine, "discrete_loop", spy)
     t = Table(budget=25, batch_size=4)
     opt = Random(nb201_space(), seed=0)
-    results = t.run(SimpleNamespace(optimizer=opt))
+    results = t.search(opt)
+    assert calls == [1]  # the routine's loop, not one of its own
     assert len(results) == 25 and len({arch_key(r.arch) for r in results}) == 25
-    assert len(opt.history) == 25 and t.state_dict() == {"n_done": 25}
+    assert len(opt.history) == 25 and t.state_dict() == {}  # no progress kept outside an experiment
+    exp = routine.Experiment(space=nb201_space(), optimizer=Random(nb201_space(), seed=0), estimators=[t],
+                             out_root=tmp_path, name="r", progress=False)
+    ref = exp.evaluate_loop(t.evaluator(), 25, 4)
+    assert calls == [1, 1]
+    assert [(r.arch, r.metrics) for r in results] == [(r.arch, r.metrics) for r in ref]
+
+
+def test_run_needs_an_experiment():
+    opt = Random(nb201_space(), seed=0)
+    with pytest.raises(AttributeError):  # no hidden stand-alone loop for experiment-like objects
+        Table(budget=3).run(SimpleNamespace(optimizer=opt))
+    assert not opt.history
+
+
+def test_evaluator_pickles_with_its_costs():
+    t = Table(costs=["params", "flops"], report=["cifar100_valid_12ep"])
+    fn = pickle.loads(pickle.dumps(t.evaluator()))
+    assert fn(ALL_RCB3) == t.evaluate(ALL_RCB3)
+    assert list(fn(ALL_RCB3)) == ["cifar10_valid_12ep", "cifar100_valid_12ep", "params", "flops"]
+
+
+def _table_run(tmp_path, name, parallel=None):
+    from fxnas.routine import Experiment
+
+    opt = RegularizedEvolution(nb201_space(), seed=0, population=6, sample=3)
+    exp = Experiment(space=nb201_space(), optimizer=opt,
+                     estimators=[Table(budget=12, batch_size=4, costs=["params", "flops"])],
+                     out_root=tmp_path, name=name, objectives=["cifar10_valid_12ep"], progress=False,
+                     parallel=parallel, export={"materialize": False})
+    return exp.run(), exp
+
+
+def test_dask_process_cluster_gives_the_local_results(tmp_path):
+    pytest.importorskip("dask.distributed", reason="the test extras install dask[distributed]")
+    want, local = _table_run(tmp_path, "local")
+    got, dask = _table_run(tmp_path, "dask", {"backend": "dask", "workers": 2, "processes": True})
+    assert dask._client is None  # the run closed its LocalCluster
+    assert [(r.arch, r.metrics) for r in dask.history] == [(r.arch, r.metrics) for r in local.history]
+    assert len(dask.history) == 12 and got["arch"] == want["arch"] and got["metrics"] == want["metrics"]
 
 
 def test_run_in_an_experiment(tmp_path):

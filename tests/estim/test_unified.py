@@ -95,3 +95,26 @@ def test_unified_checks():
     assert ESTIMATORS.get("Unified") is Unified
     with pytest.raises(ConfigError, match="rounds"):
         Unified(rounds=0)
+
+
+def test_unified_steps_follow_the_epoch_order_across_rounds(tmp_path, digits):
+    # rounds that end mid-epoch leave a skip behind; steps per epoch must stay those of a whole epoch
+    est = Unified(rounds=4, train_steps=20, batch_size=1, bn_steps=1, eval_steps=1, params=False)
+    exp = make_exp(tmp_path, digits, est, optimizer="Random")
+    seen = []
+    real = exp.trainer.train_step
+
+    def spy(model, batch):
+        seen.append(batch[1].clone())
+        return real(model, batch)
+
+    exp.trainer.train_step = spy
+    exp.run()
+    spe = len(digits.train)
+    assert est.gstep == 80 and len(seen) == 80 and spe == 34
+    order = []
+    for epoch in range(3):
+        digits.set_epoch(epoch)
+        order += [b[1] for b in digits.train]
+    for g, labels in enumerate(seen):  # global step g is batch g % spe of epoch g // spe
+        assert torch.equal(labels, order[g]), g

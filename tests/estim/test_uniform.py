@@ -9,7 +9,7 @@ from torch import nn
 import fxnas
 from fxnas.errors import ConfigError
 from fxnas.estim import ESTIMATORS
-from fxnas.estim.uniform import Uniform, evaluate_shared, fixed_batches, train_supernet_uniform
+from fxnas.estim.uniform import Uniform, evaluate_shared, fixed_batches, sample_path
 from fxnas.optim import OPTIMIZERS
 from fxnas.routine import Experiment
 from fxnas.train import Trainer, build_data, recalibrate_bn
@@ -28,9 +28,16 @@ def snapshot(net: nn.Module) -> dict[str, torch.Tensor]:
 
 
 @pytest.fixture(scope="module")
-def trained(digits):
+def trained(digits, tmp_path_factory):
+    """A supernet after 3 epochs of SPOS training by the Uniform estimator (plus one cheap evaluation)."""
     net = supernet()
-    stats = train_supernet_uniform(net, digits, Trainer(epochs=3, lr=0.1), seed=0)
+    est = Uniform(epochs=3, budget=1, bn_steps=0, eval_steps=1, params=False)
+    exp = Experiment(net, data=digits, trainer=Trainer(epochs=3, lr=0.1),
+                     optimizer=OPTIMIZERS.get("Random")(net.space, seed=0), estimators=[est],
+                     out_root=tmp_path_factory.mktemp("trained"), name="t", seed=0, progress=False,
+                     export={"materialize": False})
+    exp.run()
+    stats = [{"loss": s["train_loss"]} for s in est.train_stats]
     return net, stats
 
 
@@ -131,11 +138,11 @@ def test_uniform_resume_matches_uninterrupted(tmp_path, digits):
     assert [(r.arch, r.metrics) for r in resumed.history] == strip
 
 
-def test_uniform_checks():
+def test_uniform_checks(tmp_path, digits):
     assert ESTIMATORS.get("Uniform") is Uniform
     net = supernet("SoftmaxSum")
     with pytest.raises(ConfigError, match="Index"):
-        train_supernet_uniform(net, None, Trainer())
+        make_exp(tmp_path, net, digits, Uniform(epochs=1)).run()
     with pytest.raises(ConfigError, match="budget"):
         Uniform(budget=0)
 
@@ -167,3 +174,33 @@ def test_uniform_on_tabular_classification(tmp_path):
     assert len(loop) == 4 and all({"acc", "params"} <= set(r.metrics) for r in loop)
     majority = 100.0 * float(torch.bincount(torch.cat([b[1] for b in data.valid])).max()) / len(data.valid.dataset)
     assert exp.best.metrics["acc"] > majority + 10
+
+
+def test_sample_path_is_seeded_by_seed_and_key():
+    import random
+
+    space = supernet().space
+    # the seed string of the histories recorded so far: f"{seed}:{epoch}:{step}"
+    assert sample_path(space, 3, 1, 7) == space.sample(random.Random("3:1:7"))
+    draws = {tuple(sample_path(space, 0, 0, step).values()) for step in range(40)}
+    assert len(draws) > 3  # uniform over the 9 paths, not one path
+    pool = [{"c1": "NC3", "c2": "IDT"}, {"c1": "IDT", "c2": "ORIG"}]
+    picked = [sample_path(space, 0, "unified", g, pool=pool) for g in range(20)]
+    assert all(p in pool for p in picked) and len({tuple(p.values()) for p in picked}) == 2
+    assert picked[5] == random.Random("0:unified:5").choice(pool)  # Unified's seeding, unchanged
+
+
+def test_evaluate_shared_feeds_bn_through_the_step_fn_and_counts_params_without_copying_weights(trained, digits):
+    from fxnas.passes.materialize import materialize
+
+    net, _ = trained
+    calls = []
+
+    def step(model, batch):  # a model trained with a step_fn is fed by it
+        calls.append(len(batch[0]))
+        return nn.functional.cross_entropy(model(batch[0]), batch[1])
+
+    arch = {"c1": "NC3", "c2": "IDT"}
+    m = evaluate_shared(net, arch, Trainer(step_fn=step), digits.valid, fixed_batches(digits.train, 3))
+    assert calls == [32, 32, 32]  # BN recalibration ran the step_fn, one call per batch
+    assert m["params"] == sum(p.numel() for p in materialize(net, arch).parameters())

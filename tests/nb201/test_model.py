@@ -11,6 +11,7 @@ from torch import nn
 
 from fxnas import materialize, mixed_ops, searchify
 from fxnas.candidates import CANDIDATES
+from fxnas.errors import ConfigError
 from fxnas.nb201 import (
     EDGE_PARAMS,
     NB201_CANDIDATES,
@@ -98,3 +99,32 @@ def test_materialised_subnet_matches_supernet(supernet):
     assert not mixed_ops(sub)
     with torch.no_grad():
         assert_close(sub.eval()(x), supernet.eval()(x))
+
+
+def test_input_channels_and_shape_come_from_the_arguments():
+    assert NB201Net(in_channels=1)(torch.randn(2, 1, 16, 16)).shape == (2, 10)
+    sn = nb201_supernet(channels=4, cells_per_stage=1, input_shape=(1, 1, 16, 16), check=False)
+    assert sn(torch.randn(2, 1, 16, 16)).shape == (2, 10)
+    with pytest.raises(ConfigError, match="in_channels=3"):
+        nb201_supernet(channels=4, cells_per_stage=1, in_channels=3, input_shape=(1, 1, 16, 16))
+
+
+def test_config_supernet_on_one_channel_data(tmp_path):
+    from fxnas.config import build_experiment, load_config
+
+    cfg = load_config({"name": "x", "model": {"type": "nb201", "supernet": True, "channels": 4, "cells_per_stage": 1},
+                       "data": {"type": "digits", "size": 16, "batch_size": 8}, "optim": {"type": "Random"},
+                       "estim": [{"type": "Uniform", "budget": 1}]}, out_root=str(tmp_path))
+    exp = build_experiment(cfg, progress=False)
+    assert exp.data.input_shape[1] == 1 and exp.data.num_classes == 10
+    assert exp.model(exp.data.example_input()).shape[-1] == 10  # the stem takes the data's one channel
+    assert list(exp.space) == list(EDGE_PARAMS)
+
+
+def test_nb201_registers_lazily_without_importing_config():
+    import subprocess
+    import sys
+
+    code = ("import sys; from fxnas.spaces.registry import SPACES; assert 'nb201' in SPACES; "
+            "assert 'fxnas.nb201' not in sys.modules; import fxnas.nb201; assert 'fxnas.config' not in sys.modules")
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

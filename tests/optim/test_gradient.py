@@ -13,8 +13,10 @@ import fxnas
 from fxnas.candidates.registry import CANDIDATES
 from fxnas.errors import ConfigError
 from fxnas.optim import OPTIMIZERS
+from fxnas.optim.cost import ExpectedCost
 from fxnas.optim.gradient import DARTS, GumbelAnnealing
 from fxnas.slot import SlotSpec
+from fxnas.train.trainer import build_trainer
 
 C = 4
 TARGET = {"a": "TVEC1", "b": "TVEC3"}
@@ -262,12 +264,12 @@ class Classifier(nn.Module):
 def test_reinforce_accuracy_reward() -> None:
     x = torch.randn(8, C, 1, 1)
     sn = fxnas.searchify(Classifier(), "conv3x3", [f"TVEC{i}" for i in range(C)], x, mixed_op="Index")
-    exp = SimpleNamespace(model=sn, space=sn.space, device="cpu", trainer=None)
+    exp = SimpleNamespace(model=sn, space=sn.space, device="cpu", trainer=build_trainer("Classification"))
     opt = OPTIMIZERS.get("REINFORCE")(sn.space, seed=0)  # reward "acc" by default, as in ProxylessNAS
     assert "a.alpha" in sn.space  # Index ops have no alphas: REINFORCE adds its policy's
     logs = [opt.step_arch(exp, None, (x, torch.full((8,), 2))) for _ in range(150)]
     assert opt.best() == {"a": "TVEC2"}
-    assert {log["reward"] for log in logs} == {0.0, 1.0}
+    assert {log["reward"] for log in logs} == {0.0, 100.0}  # the trainer's accuracy, in percent
     assert sum(log["reward"] for log in logs[-30:]) > sum(log["reward"] for log in logs[:30])
 
 
@@ -276,6 +278,9 @@ def test_derive_option() -> None:
     with pytest.raises(ConfigError, match="derive"):
         DARTS(exp.space, derive="nope")
     assert DARTS(exp.space, derive="darts_cell").best() == exp.space.derive()  # no cell params: argmax
+    with torch.no_grad():  # not only at init: params outside DARTS cells follow their alphas
+        exp.space["a.alpha"].value[2] = 3.0
+    assert DARTS(exp.space, derive="darts_cell").best()["a"] == "TVEC2" != exp.space.current()["a"]
 
 
 def _doc_configs() -> list[dict]:
@@ -362,3 +367,113 @@ def test_bad_cost_options() -> None:
         DARTS(exp.space, cost={"metric": "latency"})
     with pytest.raises(ConfigError, match="REINFORCE takes no cost"):
         OPTIMIZERS.get("REINFORCE")(exp.space, cost={"weight": 1.0})
+
+
+class DictClassifier(nn.Module):
+    """Classifier fed dict batches {"x": ...}: only a trainer's step_fn / eval_fn knows how to call it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Conv2d(C, C, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.flatten(self.a(x), 1)
+
+
+def test_reinforce_acc_reward_goes_through_the_trainer() -> None:
+    """The reward is the trainer's metric from trainer.evaluate: eval_fn (dict batches) and Regression work."""
+    x = torch.randn(8, C, 1, 1)
+    sn = fxnas.searchify(DictClassifier(), "conv3x3", [f"TVEC{i}" for i in range(C)], x, mixed_op="Index")
+    seen = []
+
+    def eval_fn(model, loader):
+        batches = list(loader)
+        seen.append(len(batches))
+        b = batches[0]
+        return {"acc": float((model(b["x"]).argmax(-1) == b["y"]).float().mean()), "loss": 0.0}
+
+    trainer = build_trainer("Classification", eval_fn=eval_fn, step_fn=lambda m, b: m(b["x"]).sum())
+    exp = SimpleNamespace(model=sn, space=sn.space, device="cpu", trainer=trainer)
+    opt = OPTIMIZERS.get("REINFORCE")(sn.space, seed=0)
+    for _ in range(150):
+        log = opt.step_arch(exp, None, {"x": x, "y": torch.full((8,), 2)})
+    assert seen == [1] * 150 and log["reward"] in (0.0, 1.0)
+    assert opt.best() == {"a": "TVEC2"}
+
+    sn = fxnas.searchify(Classifier(), "conv3x3", [f"TVEC{i}" for i in range(C)], x, mixed_op="Index")
+    exp = SimpleNamespace(model=sn, space=sn.space, device="cpu", trainer=build_trainer("Regression"))
+    opt = OPTIMIZERS.get("REINFORCE")(sn.space, seed=0)  # reward "acc": the trainer's metric, neg_mse here
+    y = F.one_hot(torch.full((8,), 1), C).float()  # TVEC1 regresses y exactly
+    logs = [opt.step_arch(exp, None, (x, y)) for _ in range(150)]
+    assert opt.best() == {"a": "TVEC1"}
+    assert max(log["reward"] for log in logs) == 0.0 and min(log["reward"] for log in logs) == pytest.approx(-0.5)
+
+
+def test_reinforce_reward_uses_batch_statistics() -> None:
+    """trainer.evaluate puts its model in eval mode; the reward keeps train mode (batch statistics)."""
+    x = torch.randn(8, C, 1, 1)
+    sn = fxnas.searchify(Classifier(), "conv3x3", [f"TVEC{i}" for i in range(C)], x, mixed_op="Index")
+    modes = []
+    sn.register_forward_pre_hook(lambda m, i: modes.append(m.training))
+    exp = SimpleNamespace(model=sn, space=sn.space, device="cpu", trainer=build_trainer("Classification"))
+    sn.eval()
+    OPTIMIZERS.get("REINFORCE")(sn.space, seed=0).step_arch(exp, None, (x, torch.full((8,), 2)))
+    assert modes == [True] and sn.training is False  # the mode is restored afterwards
+
+
+def test_cost_option_is_validated_into_config_errors() -> None:
+    exp, _ = make_exp("SoftmaxSum")
+    for bad, match in [({"metric": "flops", "wieght": 1.0}, r"unknown keys \['wieght'\].*metric.*weight"),
+                       ({"weight": "0.1"}, "weight >= 0"), ({"weight": -1.0}, "weight >= 0"),
+                       ({"weight": True}, "weight >= 0"), ({"metric": ["flops"]}, "metric flops or params"),
+                       ("flops", "must be a mapping.*metric.*weight")]:
+        with pytest.raises(ConfigError, match=match):
+            DARTS(exp.space, cost=bad)
+    assert DARTS(exp.space, cost={"metric": "params", "weight": 2}).cost.weight == 2.0
+    assert isinstance(DARTS(exp.space, cost={}).cost, ExpectedCost) and DARTS(exp.space).cost is None
+
+
+def test_gumbel_on_start_sets_the_temperature() -> None:
+    exp, _ = make_exp("GumbelSum")
+    opt = GumbelAnnealing(exp.space, temperature=0.4)
+    ops = [m for m in exp.model.modules() if type(m).__name__ == "GumbelSum"]
+    assert all(op.temperature == 1.0 for op in ops)  # the ops' construct-time temperature
+    opt.on_start(exp)
+    assert all(op.temperature == pytest.approx(0.4) for op in ops)
+
+
+@pytest.mark.parametrize("name", ["darts", "darts2"])
+def test_packaged_darts_configs_derive_the_darts_cell(name: str, tmp_path) -> None:
+    """With argmax every edge stays and NIL can win; the DARTS rule keeps 2 non-NIL inputs per node."""
+    from fxnas.config import build_experiment, load_config
+
+    cfg = load_config(name, out_root=str(tmp_path))
+    cfg["progress"] = False
+    exp = build_experiment(cfg, progress=False)
+    assert exp.optimizer.derive == "darts_cell"
+    with torch.no_grad():  # NIL strongest everywhere: argmax would drop every edge
+        for t in exp.space.tensors().values():
+            t.value.fill_(0.0)
+            t.value[exp.space[t.categorical].choices.index("NIL")] = 5.0
+    arch = exp.optimizer.best()
+    steps = cfg["model"]["options"]["steps"]
+    for cell in ("normal", "reduce"):
+        kept = [k for k, v in arch.items() if k.startswith(cell + ".") and v != "NIL"]
+        assert len(kept) == 2 * steps
+
+
+def test_gumbel_on_resume_sets_the_temperature_once_the_search_started() -> None:
+    """A resume inside a warm-up stage keeps the ops' own temperature, as the uninterrupted warm-up had it."""
+    exp, _ = make_exp("GumbelSum")
+    ops = [m for m in exp.model.modules() if type(m).__name__ == "GumbelSum"]
+    opt = GumbelAnnealing(exp.space, temperature=0.4)
+    opt.load_state_dict(GumbelAnnealing(exp.space, temperature=0.4).state_dict())
+    opt.on_resume(exp)
+    assert all(op.temperature == 1.0 for op in ops)
+    started = GumbelAnnealing(exp.space, temperature=0.4)
+    started.on_start(exp)
+    for op in ops:
+        op.temperature = 1.0  # a fresh process builds the ops at their construct temperature
+    opt.load_state_dict(started.state_dict())
+    opt.on_resume(exp)
+    assert all(op.temperature == pytest.approx(0.4) for op in ops)

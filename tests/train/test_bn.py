@@ -50,3 +50,24 @@ def test_bn_snapshot_restores():
     assert torch.equal(model[1].running_mean, snap["1"]["running_mean"])
     assert torch.equal(model[1].num_batches_tracked, snap["1"]["num_batches_tracked"])
     assert recalibrate_bn(nn.Linear(2, 2), [(torch.randn(2, 2),)]) == 0
+
+
+def test_recalibrate_leaves_python_numpy_and_torch_rngs_alone():
+    import random
+
+    import numpy as np
+
+    model = nn.Sequential(nn.Linear(3, 3), nn.BatchNorm1d(3))
+    calls = []
+
+    def forward(m, batch):  # e.g. a step_fn with random augmentation
+        calls.append(1)
+        x = batch[0] + random.random() + float(np.random.rand()) + torch.rand(1)
+        return m(x)
+
+    batches = [(torch.randn(8, 3),)] * 3
+    py, npy, tch = random.getstate(), np.random.get_state(), torch.get_rng_state()
+    assert recalibrate_bn(model, batches, steps=3, forward_fn=forward) == 3
+    assert len(calls) == 3
+    assert random.getstate() == py and torch.equal(torch.get_rng_state(), tch)
+    assert all(np.array_equal(a, b) for a, b in zip(np.random.get_state(), npy))

@@ -68,7 +68,7 @@ def test_epoch_sampler_permutation():
     order = list(s)
     assert sorted(order) == list(range(10)) and len(s) == 10
     s.set_epoch(2, skip=4)
-    assert list(s) == order[4:] and len(s) == 6
+    assert len(s) == 6 and list(s) == order[4:]  # len: the pending pass; the pass then consumes the skip
     assert list(EpochSampler(4, shuffle=False)) == [0, 1, 2, 3]
 
 
@@ -159,3 +159,60 @@ def test_fixed_batches_are_repeatable_and_leave_rng_alone():
     assert len(a) == 3 and all(torch.equal(x[0], y[0]) for x, y in zip(a, b))
     d.set_epoch(2)
     assert torch.equal(next(iter(d.train))[1], a[0][1])
+
+
+def test_a_skip_applies_to_one_pass_only():
+    from fxnas.train import Trainer
+
+    s = EpochSampler(10, seed=5)
+    s.set_epoch(2)
+    order = list(s)
+    s.set_epoch(2, skip=4)
+    assert list(s) == order[4:]
+    assert len(s) == 10 and list(s) == order  # the next pass (the next epoch) is whole again
+    # at loader level: steps_for counts a full epoch even while a skip is pending, and after the resumed pass
+    d = build_data("digits", batch_size=64)
+    full = len(d.train)
+    t = Trainer()
+    d.set_epoch(1, skip_batches=3)
+    assert t.steps_for(d.train) == full
+    assert len(list(d.train)) == full - 3
+    d.set_epoch(2)
+    assert len(d.train) == full and t.steps_for(d.train) == full and len(list(d.train)) == full
+
+
+def test_load_object_uses_the_model_file_importer(tmp_path):
+    import hashlib
+
+    from fxnas.train import load_object
+
+    f = tmp_path / "mydata.py"
+    f.write_text("def make():\n    return 1\n")
+    fn = load_object(f"{f}:make")
+    # named by a sha1 of the path (as fxnas.modelfile does), not hash(): the same in every process
+    assert fn.__module__ == f"fxnas_user_mydata_{hashlib.sha1(str(f.resolve()).encode()).hexdigest()[:8]}"
+    (tmp_path / "broken.py").write_text("import fxnas_no_such_module_xyz\n")
+    with pytest.raises(ConfigError, match="importing .*broken.py.* failed: ModuleNotFoundError"):
+        load_object(f"{tmp_path / 'broken.py'}:make")
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_object(f"{tmp_path / 'missing.py'}:make")
+
+
+def test_fixed_batches_keeps_every_global_rng_including_cuda(monkeypatch):
+    import random
+
+    from fxnas import rng
+    from fxnas.train import fixed_batches
+
+    cuda = {"state": [torch.tensor([1, 2, 3], dtype=torch.uint8)], "set": []}
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)  # no GPU here: a stand-in CUDA generator
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: False)
+    monkeypatch.setattr(torch.cuda, "get_rng_state_all", lambda: [t.clone() for t in cuda["state"]])
+    monkeypatch.setattr(torch.cuda, "set_rng_state_all", lambda s: cuda["set"].append(s))
+    assert "cuda" in rng.rng_state()  # available but not initialised yet: its state is still captured
+    d = build_data("digits", batch_size=16)
+    py, npy, tch = random.getstate(), np.random.get_state(), torch.get_rng_state()
+    fixed_batches(d.train, 2)
+    assert random.getstate() == py and torch.equal(torch.get_rng_state(), tch)
+    assert all(np.array_equal(a, b) for a, b in zip(np.random.get_state(), npy))
+    assert len(cuda["set"]) == 1 and torch.equal(cuda["set"][0][0], cuda["state"][0])  # CUDA state put back

@@ -151,3 +151,19 @@ def test_clone_deepcopy_and_registry():
         build_trainer("Classification", learning_rate=0.1)
     with pytest.raises(ConfigError, match="configure"):
         Trainer().train_step(nn.Linear(2, 2), (torch.randn(1, 2), torch.tensor([0])))
+
+
+def test_state_loaded_before_configure_survives_a_checkpoint():
+    model = nn.Linear(3, 2)
+    t = Trainer(epochs=1, lr=0.1)
+    t.configure(model, 4)
+    t.train_step(model, (torch.randn(5, 3), torch.tensor([0, 1, 0, 1, 1])))
+    saved = copy.deepcopy(t.state_dict())
+    fresh = Trainer(epochs=1, lr=0.1)
+    fresh.load_state_dict(saved)
+    again = fresh.state_dict()  # e.g. a checkpoint written before the stage configures the trainer
+    assert again["optimizer"] is not None and again["scheduler"] == saved["scheduler"]
+    fresh.configure(nn.Linear(3, 2), 4)
+    assert fresh.state_dict()["scheduler"]["last_epoch"] == 1
+    buf = fresh.optimizer.state_dict()["state"][0]["momentum_buffer"]
+    assert torch.equal(buf, saved["optimizer"]["state"][0]["momentum_buffer"])
