@@ -28,3 +28,33 @@ class CNN(nn.Module):
 def digits():
     """digits at 16x16, batch 32, seed 0."""
     return build_data("digits", size=16, batch_size=32, seed=0)
+
+
+class Crash(Exception):
+    """Raised by crash_and_resume's injected failure."""
+
+
+def crash_and_resume(build, crash_at: int):
+    """Run ``build("full")`` to the end; run ``build("broken")`` until its estimator's ``crash_at``-th
+    evaluate_arch call raises; resume it from its checkpoint. Returns (full, resumed) experiments, and asserts
+    the resumed history equals the uninterrupted one."""
+    full = build("full")
+    full.run()
+    broken = build("broken")
+    est = broken.estimators[0]
+    real, calls = est.evaluate_arch, []
+
+    def crash(exp, arch):
+        calls.append(arch)
+        if len(calls) == crash_at:
+            raise Crash
+        return real(exp, arch)
+
+    est.evaluate_arch = crash
+    with pytest.raises(Crash):
+        broken.run()
+    resumed = build("broken")
+    resumed.run(resume=True)
+    assert len(calls) == crash_at  # the failure did happen mid-search
+    assert [(r.arch, r.metrics) for r in resumed.history] == [(r.arch, r.metrics) for r in full.history]
+    return full, resumed

@@ -17,7 +17,7 @@ from fxnas.optim import OPTIMIZERS
 from fxnas.routine import Experiment
 from fxnas.train import Regression, Trainer, build_data
 
-from .conftest import CNN
+from .conftest import CNN, crash_and_resume
 
 
 def supernet(cands=("ORIG", "NC3", "IDT")) -> torch.fx.GraphModule:
@@ -68,33 +68,12 @@ def test_subnet_estimator_searches_digits(tmp_path, digits):
     assert summary["test_metrics"]["acc"] > 30.0
 
 
-class Crash(Exception):
-    pass
-
-
 def test_subnet_resume_matches_uninterrupted(tmp_path, digits):
     def build(name):
         trainer = Trainer(epochs=1, lr=0.1, max_steps_per_epoch=6)
         return make_exp(tmp_path, supernet(), digits, trainer, SubNet(budget=4, batch_size=1), name=name)
 
-    full = build("full")
-    full.run()
-    broken = build("broken")
-    est = broken.estimators[0]
-    real, calls = est.evaluate_arch, []
-
-    def crash(exp, arch):
-        calls.append(arch)
-        if len(calls) == 4:  # after the best (the 3rd) was found
-            raise Crash
-        return real(exp, arch)
-
-    est.evaluate_arch = crash
-    with pytest.raises(Crash):
-        broken.run()
-    resumed = build("broken")
-    resumed.run(resume=True)
-    assert [(r.arch, r.metrics) for r in resumed.history] == [(r.arch, r.metrics) for r in full.history]
+    full, resumed = crash_and_resume(build, 4)  # after the best (the 3rd) was found
     # the best arch's weights were retrained after the resume when it was found before the crash
     a, b = full.model.state_dict(), resumed.model.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)

@@ -13,7 +13,7 @@ from fxnas.optim import OPTIMIZERS
 from fxnas.routine import Experiment
 from fxnas.train import Trainer
 
-from .conftest import CNN
+from .conftest import CNN, crash_and_resume
 
 
 def make_exp(tmp_path, digits, est, name="exp", optimizer="Evolution", **opt):
@@ -60,33 +60,12 @@ def test_unified_population_fallback_uses_best_results(tmp_path, digits):
     assert est.population(exp) == [r.arch for r in top]
 
 
-class Crash(Exception):
-    pass
-
-
 def test_unified_resume_matches_uninterrupted(tmp_path, digits):
     def build(name):
         return make_exp(tmp_path, digits, Unified(rounds=3, train_steps=5, batch_size=2, warmup_epochs=0,
                                                   bn_steps=2, eval_steps=2), name=name, population=2)
 
-    full = build("full")
-    full.run()
-    broken = build("broken")
-    est = broken.estimators[0]
-    real, calls = est.evaluate_arch, []
-
-    def crash(exp, arch):
-        calls.append(arch)
-        if len(calls) == 4:  # inside round 2's evaluations
-            raise Crash
-        return real(exp, arch)
-
-    est.evaluate_arch = crash
-    with pytest.raises(Crash):
-        broken.run()
-    resumed = build("broken")
-    resumed.run(resume=True)
-    assert [(r.arch, r.metrics) for r in resumed.history] == [(r.arch, r.metrics) for r in full.history]
+    full, resumed = crash_and_resume(build, 4)  # inside round 2's evaluations
     full_w, res_w = full.model.state_dict(), resumed.model.state_dict()
     assert all(torch.allclose(full_w[k].float(), res_w[k].float()) for k in full_w)
 

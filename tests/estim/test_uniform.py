@@ -14,7 +14,7 @@ from fxnas.optim import OPTIMIZERS
 from fxnas.routine import Experiment
 from fxnas.train import Trainer, build_data, recalibrate_bn
 
-from .conftest import CNN
+from .conftest import CNN, crash_and_resume
 
 
 def supernet(mixed_op: str = "Index") -> torch.fx.GraphModule:
@@ -108,34 +108,12 @@ def test_uniform_estimator_searches_digits(tmp_path, digits):
     assert all(torch.equal(v, net.state_dict()[k]) for k, v in before.items())
 
 
-class Crash(Exception):
-    pass
-
-
 def test_uniform_resume_matches_uninterrupted(tmp_path, digits):
     def build(name):
         return make_exp(tmp_path, supernet(), digits, Uniform(epochs=2, budget=3, bn_steps=2, eval_steps=2),
                         name=name, trainer=Trainer(epochs=2, lr=0.1, max_steps_per_epoch=8))
 
-    full = build("full")
-    full.run()
-    broken = build("broken")
-    est = broken.estimators[0]
-    real, calls = est.evaluate_arch, []
-
-    def crash_on_second(exp, arch):
-        calls.append(arch)
-        if len(calls) == 2:
-            raise Crash
-        return real(exp, arch)
-
-    est.evaluate_arch = crash_on_second
-    with pytest.raises(Crash):
-        broken.run()
-    resumed = build("broken")
-    resumed.run(resume=True)
-    strip = [(r.arch, r.metrics) for r in full.history]
-    assert [(r.arch, r.metrics) for r in resumed.history] == strip
+    crash_and_resume(build, 2)
 
 
 def test_uniform_checks(tmp_path, digits):
