@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
@@ -11,17 +13,23 @@ from .registry import CANDIDATES, conv_dims, require_conv_spec
 
 
 class InvertedResidual(nn.Module):
-    """Expand 1x1, depthwise kxk, project 1x1; residual add when stride 1 and channels equal."""
+    """Expand 1x1, depthwise kxk, (squeeze-excite,) project 1x1; residual add when stride 1 and channels equal.
+
+    MobileNetV2 / ProxylessNAS blocks use ReLU6; MobileNetV3 blocks pass ``act`` and an ``se`` module factory.
+    """
 
     def __init__(self, cin: int, cout: int, stride: int, kernel: int, expand: int,
-                 act: type[nn.Module] = nn.ReLU6, dim: int = 2) -> None:
+                 act: type[nn.Module] = nn.ReLU6, dim: int = 2,
+                 se: Callable[[int], nn.Module] | None = None) -> None:
         super().__init__()
         mid = cin * expand
         layers: list[nn.Module] = []
         if expand != 1:
             layers.append(conv_bn(cin, mid, 1, act=act, dim=dim))
-        layers += [conv_bn(mid, mid, kernel, stride, groups=mid, act=act, dim=dim),
-                   conv_bn(mid, cout, 1, act=None, dim=dim)]
+        layers.append(conv_bn(mid, mid, kernel, stride, groups=mid, act=act, dim=dim))
+        if se is not None:
+            layers.append(se(mid))
+        layers.append(conv_bn(mid, cout, 1, act=None, dim=dim))
         self.body = nn.Sequential(*layers)
         self.residual = stride == 1 and cin == cout
 

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from ..slot import SlotSpec
-from .ops import conv_bn
+from .blocks import InvertedResidual
 from .registry import CANDIDATES, require_conv_spec
 
 
@@ -38,35 +38,13 @@ class SqueezeExcite(nn.Module):
         return x * self.gate(self.fc2(self.relu(self.fc1(self.pool(x)))))
 
 
-class MBv3Block(nn.Module):
-    """MobileNetV3 inverted residual with optional squeeze-excite and hard-swish."""
-
-    def __init__(self, cin: int, cout: int, stride: int, kernel: int, expand: int, se: bool = False,
-                 hswish: bool = False) -> None:
-        super().__init__()
-        act: type[nn.Module] = nn.Hardswish if hswish else nn.ReLU
-        mid = cin * expand
-        layers: list[nn.Module] = []
-        if expand != 1:
-            layers.append(conv_bn(cin, mid, 1, act=act))
-        layers.append(conv_bn(mid, mid, kernel, stride, groups=mid, act=act))
-        if se:
-            layers.append(SqueezeExcite(mid))
-        layers.append(conv_bn(mid, cout, 1, act=None))
-        self.body = nn.Sequential(*layers)
-        self.residual = stride == 1 and cin == cout
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.body(x)
-        return x + y if self.residual else y
-
-
 @CANDIDATES.register_family(r"M3B(\d+)E(\d+)(SE)?(HS)?", "M3B3E4")
 def _m3(k: str, e: str, se: str | None, hs: str | None):
     name = f"M3B{k}E{e}{se or ''}{hs or ''}"
 
     def build(spec: SlotSpec) -> nn.Module:
         cin, cout, s = require_conv_spec(name, spec)
-        return MBv3Block(cin, cout, s, int(k), int(e), se=bool(se), hswish=bool(hs))
+        return InvertedResidual(cin, cout, s, int(k), int(e), act=nn.Hardswish if hs else nn.ReLU,
+                                se=SqueezeExcite if se else None)
 
     return build

@@ -27,6 +27,12 @@ def conv_bn(cin: int, cout: int, k: int, stride: int = 1, groups: int = 1, dilat
     return nn.Sequential(*layers)
 
 
+def relu_conv_bn(cin: int, cout: int, k: int = 1, stride: int = 1) -> nn.Sequential:
+    """ReLU → Conv kxk (same padding, no bias) → BatchNorm: DARTS preprocessing, NB201's ``nor_conv_kxk``."""
+    return nn.Sequential(nn.ReLU(inplace=False), nn.Conv2d(cin, cout, k, stride, k // 2, bias=False),
+                         nn.BatchNorm2d(cout))
+
+
 @CANDIDATES.register_family(r"NC(\d+)", "NC3")
 def _nc(k: str):
     def build(spec: SlotSpec) -> nn.Module:

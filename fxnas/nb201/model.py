@@ -9,6 +9,7 @@ import torch
 import torch.fx as fx
 from torch import nn
 
+from ..candidates.ops import relu_conv_bn
 from ..errors import ConfigError
 from ..slot import SlotSpec
 from ..space import Categorical, SearchSpace
@@ -24,24 +25,12 @@ EDGES = tuple((i, j) for j in range(1, NUM_NODES) for i in range(j))
 EDGE_PARAMS = tuple(f"edge{k}" for k in range(len(EDGES)))
 
 
-class ReLUConvBN(nn.Module):
-    """ReLU → Conv → BatchNorm."""
-
-    def __init__(self, cin: int, cout: int, k: int, stride: int = 1) -> None:
-        super().__init__()
-        self.op = nn.Sequential(nn.ReLU(inplace=False), nn.Conv2d(cin, cout, k, stride, k // 2, bias=False),
-                                nn.BatchNorm2d(cout))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.op(x)
-
-
 class Edge(nn.Module):
     """One cell edge: a ReLU-Conv3x3-BN here; the type the search pattern picks out."""
 
     def __init__(self, channels: int) -> None:
         super().__init__()
-        self.op = ReLUConvBN(channels, channels, 3)
+        self.op = relu_conv_bn(channels, channels, 3)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.op(x)
@@ -72,8 +61,8 @@ class ResBlock(nn.Module):
 
     def __init__(self, cin: int, cout: int) -> None:
         super().__init__()
-        self.conv_a = ReLUConvBN(cin, cout, 3, 2)
-        self.conv_b = ReLUConvBN(cout, cout, 3, 1)
+        self.conv_a = relu_conv_bn(cin, cout, 3, 2)
+        self.conv_b = relu_conv_bn(cout, cout, 3, 1)
         self.downsample = nn.Sequential(nn.AvgPool2d(2, 2), nn.Conv2d(cin, cout, 1, bias=False))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -6,15 +6,10 @@ from collections.abc import Callable
 
 from torch import nn
 
+from ..candidates.ops import relu_conv_bn
 from ..candidates.registry import CANDIDATES, require_conv_spec
 from ..errors import ShapeError
 from ..slot import SlotSpec
-
-
-def relu_conv_bn(cin: int, cout: int, k: int, stride: int = 1) -> nn.Sequential:
-    """ReLU → Conv kxk (same padding, no bias) → BatchNorm: NB201's ``nor_conv_kxk``."""
-    return nn.Sequential(nn.ReLU(inplace=False), nn.Conv2d(cin, cout, k, stride, k // 2, bias=False),
-                         nn.BatchNorm2d(cout))
 
 
 @CANDIDATES.register_family(r"RCB(\d+)", "RCB3")

@@ -25,6 +25,7 @@ from torch import nn
 
 from ..api import searchify
 from ..candidates.darts_ops import FactorizedReduce
+from ..candidates.ops import relu_conv_bn
 from ..errors import ConfigError
 from ..slot import SlotSpec
 from ..space import Categorical, SearchSpace
@@ -49,11 +50,6 @@ class Edge(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.op(x)
-
-
-def relu_conv_bn(cin: int, cout: int) -> nn.Sequential:
-    """DARTS preprocessing: ReLU - conv1x1 - BN."""
-    return nn.Sequential(nn.ReLU(), nn.Conv2d(cin, cout, 1, bias=False), nn.BatchNorm2d(cout))
 
 
 def num_edges(steps: int) -> int:

@@ -7,7 +7,8 @@ import torch
 from torch import nn
 
 import fxnas
-from fxnas.candidates.mobilenetv3 import MBv3Block, SqueezeExcite, make_divisible
+from fxnas.candidates.blocks import InvertedResidual
+from fxnas.candidates.mobilenetv3 import SqueezeExcite, make_divisible
 from fxnas.candidates.registry import build_candidate
 from fxnas.errors import RegistryError, ShapeError
 from fxnas.slot import SlotSpec
@@ -22,7 +23,7 @@ spec = conv_spec
 
 def test_names_parse_into_blocks() -> None:
     m = build_candidate("M3B5E6SEHS", spec(8, 8, 1))
-    assert isinstance(m, MBv3Block) and m.residual
+    assert isinstance(m, InvertedResidual) and m.residual
     dw = [c for c in m.modules() if isinstance(c, nn.Conv2d) and c.groups > 1][0]
     assert dw.kernel_size == (5, 5) and dw.in_channels == 48
     assert any(isinstance(x, SqueezeExcite) for x in m.modules())

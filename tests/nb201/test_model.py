@@ -56,7 +56,7 @@ def test_supernet_with_original_ops_computes_the_plain_model():
     net = searchify(model, pattern=Edge, candidates=list(NB201_CANDIDATES), example_inputs=x,
                     param_name=edge_param, check=False)
     for path, op in mixed_ops(net).items():  # copy each original edge's ReLU-Conv-BN into its RCB3 candidate
-        op.candidates["RCB3"].load_state_dict(model.get_submodule(path).op.op.state_dict())
+        op.candidates["RCB3"].load_state_dict(model.get_submodule(path).op.state_dict())
     net.space.apply({k: "RCB3" for k in EDGE_PARAMS})
     with torch.no_grad():
         assert_close(net.eval()(x), model.eval()(x))
