@@ -50,7 +50,6 @@ def read_arch(path: str | os.PathLike, space: SearchSpace | None = None) -> dict
         if path.suffix.lower() == ".json":
             data = json.loads(text)
         else:
-
             data = load_yaml(text)
     except Exception as exc:
         raise ConfigError(f"arch file {str(path)!r} is not valid {path.suffix or 'YAML'}: {exc}") from exc

@@ -214,15 +214,7 @@ class FakeClient:
 
 
 def test_dask_backend_maps_on_a_client(tmp_path, monkeypatch):
-    import sys
-    import types
-
-    dask = types.ModuleType("dask")
-    dist = types.ModuleType("dask.distributed")
-    dist.Client = FakeClient
-    dask.distributed = dist
-    monkeypatch.setitem(sys.modules, "dask", dask)
-    monkeypatch.setitem(sys.modules, "dask.distributed", dist)
+    _fake_dask(monkeypatch)
     FakeClient.made.clear()
     exp = make_exp(tmp_path / "d", parallel={"backend": "dask", "workers": 3})
     got = exp.evaluate_loop(score, budget=6, batch_size=3)

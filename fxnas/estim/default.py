@@ -9,11 +9,9 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Mapping
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import yaml
-
+from ..arch import read_arch
 from ..errors import ConfigError
 from ..optim.base import Result
 from ..rng import preserved_rng
@@ -34,15 +32,7 @@ def load_arch(arch: Mapping[str, Any] | str, exp: Experiment | None = None) -> d
         if exp.optimizer is None:
             raise ConfigError(f"arch: {arch} needs an optimizer or an earlier result in the experiment")
         return dict(exp.optimizer.best())
-    path = Path(arch)
-    if not path.exists():
-        raise ConfigError(f"arch file {arch!r} does not exist")
-    data = yaml.safe_load(path.read_text())
-    if isinstance(data, Mapping) and isinstance(data.get("arch"), Mapping):
-        data = data["arch"]
-    if not isinstance(data, Mapping):
-        raise ConfigError(f"{arch} must hold a mapping param -> value (or arch: {{...}})")
-    return dict(data)
+    return read_arch(arch)
 
 
 @ESTIMATORS.register("Default")
