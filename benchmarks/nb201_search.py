@@ -15,9 +15,9 @@ import time
 from typing import Any
 
 from fxnas.estim.table import Table
-from fxnas.nb201 import nb201_space
-from fxnas.nb201.table import FINAL_METRIC, SEARCH_METRIC
 from fxnas.optim import OPTIMIZERS
+from fxnas.spaces.nb201 import nb201_space
+from fxnas.spaces.nb201.table import FINAL_METRIC, SEARCH_METRIC
 
 PAPER = {"Random": (93.70, 0.36), "RegularizedEvolution": (93.92, 0.30)}
 OPTIMUM = 94.37

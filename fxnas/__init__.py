@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from . import candidates as _candidates  # noqa: F401  (registers candidate ops)
+from . import components as _components  # noqa: F401  (imports every built-in component: fills the registries)
 from .api import searchify
 from .errors import ConfigError, FxnasError, PatternError, RegistryError, ShapeError, TraceError
 from .graph import trace
+from .mixed import MIXED_OPS, MixedOp
 from .passes.construct import construct, construct_fixed
 from .passes.materialize import materialize
 from .passes.patterns import PATTERNS, Pattern
@@ -20,8 +21,8 @@ from .supernet import attach_space, mixed_ops, slots, space_of
 __version__ = "0.1.0"
 
 __all__ = [
-    "Categorical", "ConfigError", "FxnasError", "Numerical", "PATTERNS", "Pattern", "PatternError", "Registry",
-    "RegistryError", "SearchSpace", "ShapeError", "Slot", "SlotSpec", "TensorParam", "TraceError",
-    "attach_space", "construct", "construct_fixed", "export_onnx", "materialize", "mixed_ops", "profile", "rewrite",
-    "searchify", "slots", "space_of", "trace",
+    "Categorical", "ConfigError", "FxnasError", "MIXED_OPS", "MixedOp", "Numerical", "PATTERNS", "Pattern",
+    "PatternError", "Registry", "RegistryError", "SearchSpace", "ShapeError", "Slot", "SlotSpec", "TensorParam",
+    "TraceError", "attach_space", "construct", "construct_fixed", "export_onnx", "materialize", "mixed_ops",
+    "profile", "rewrite", "searchify", "slots", "space_of", "trace",
 ]

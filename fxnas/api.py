@@ -1,13 +1,16 @@
-"""searchify(): trace → rewrite → construct, the one-call way to make a supernet."""
+"""searchify(): trace → rewrite → construct, the one-call way to make a supernet; build_supernet(): the one
+function the config path (``fxnas search``) and space files (``fxnas searchify --out``) build supernets with."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+import torch
 import torch.fx as fx
 from torch import nn
 
+from .errors import ConfigError
 from .graph import trace
 from .passes.construct import CandidatesLike, construct
 from .passes.patterns import PatternLike, resolve_pattern
@@ -36,3 +39,34 @@ def searchify(
     space = construct(gm, candidates, mixed_op=mixed_op, param_name=param_name, check=check,
                       mixed_op_args=mixed_op_args)
     return attach_space(gm, space)
+
+
+SHARING: dict[str, Callable[[SlotSpec], str] | None] = {
+    "none": None,
+    "all": lambda s: "shared",
+    "shape": lambda s: f"c{s.in_channels}-{s.out_channels}-s{s.stride}",
+}
+"""How slots share params: none (one param per slot), all (one for every slot), shape (per in/out/stride)."""
+
+
+def build_supernet(model: nn.Module, pattern: PatternLike, candidates: CandidatesLike, example_inputs: Any,
+                   mixed_op: str = "Index", mixed_op_args: Mapping[str, Any] | None = None, share: str = "none",
+                   check: bool = True, seed: int | None = None,
+                   leaf_modules: Sequence[type] = ()) -> fx.GraphModule:
+    """searchify with the conventions every fxnas command shares: traced in eval mode (a trace must not
+    update BatchNorm statistics, and batch-1 inputs are fine), the model's mode restored, candidate weights
+    initialised under ``seed`` when given, params shared by ``share`` (see SHARING)."""
+    if share not in SHARING:
+        raise ConfigError(f"share must be one of {', '.join(SHARING)}, got {share!r}")
+    if seed is not None:
+        torch.manual_seed(seed)
+    was = model.training
+    model.eval()
+    try:
+        net = searchify(model, pattern=pattern, candidates=candidates, example_inputs=example_inputs,
+                        mixed_op=mixed_op, param_name=SHARING[share], leaf_modules=leaf_modules,
+                        mixed_op_args=mixed_op_args, check=check)
+    finally:
+        model.train(was)
+    net.train(was)
+    return net

@@ -26,9 +26,17 @@ class ConfigError(FxnasError):
     """An experiment config or arch description is malformed."""
 
 
+class UnknownComponentError(ConfigError, RegistryError):
+    """A config or build call names a component no registry has (the message names the key path)."""
+
+
 class ShapeError(FxnasError):
     """A candidate cannot produce the shape its slot needs."""
 
 
 class ModelError(ConfigError):
     """A model source (model file, torchvision builder, weights file) cannot be loaded."""
+
+
+class DivergedError(FxnasError):
+    """Training diverged: too many steps in a row had a non-finite loss or gradient."""

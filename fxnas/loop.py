@@ -2,11 +2,36 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import math
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from .errors import ConfigError
+from .errors import ConfigError, DivergedError
 from .optim.base import Optimizer, Result, arch_key
+
+
+@dataclass
+class Guarded:
+    """An evaluate function whose failures become failed Results instead of ending the search.
+
+    A training that diverges (DivergedError, FloatingPointError) or a non-finite metric makes the arch a
+    failed result (``Result.failure``) with the reason; other errors are bugs or bad config and propagate.
+    Plain data around a picklable function, so dask can ship it to workers.
+    """
+
+    fn: Callable[[dict], Mapping[str, float] | Result]
+
+    def __call__(self, arch: dict) -> Result:
+        try:
+            out = self.fn(arch)
+        except (DivergedError, FloatingPointError) as exc:
+            return Result.failure(arch, f"{type(exc).__name__}: {exc}")
+        r = out if isinstance(out, Result) else Result(dict(arch), {m: float(v) for m, v in out.items()})
+        bad = [k for k, v in r.metrics.items() if not math.isfinite(v)]
+        if bad and not r.failed:
+            return Result.failure(arch, f"metric {bad[0]} is {r.metrics[bad[0]]}", r.info)
+        return r
 
 
 def _unpicklable(fn: Any, exc: BaseException) -> str:

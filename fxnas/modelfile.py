@@ -40,7 +40,7 @@ class ModelSource:
     def build(self) -> nn.Module:
         """Construct the model (weights as the builder initialises them)."""
         if self.kind == "torchvision":
-            return _build_torchvision(self.target, self.kwargs)
+            return build_torchvision(self.target, self.kwargs)
         module = import_model_file(self.target)
         name, obj = find_entry(module, self.entry)
         self.entry = name  # record the entry found, so a space file keeps pointing at it
@@ -93,12 +93,18 @@ def parse_source(spec: str, kwargs: Mapping[str, Any] | None = None) -> ModelSou
 
 
 def import_model_file(path: str | os.PathLike) -> ModuleType:
-    """Import a user's model file as a module (registered in sys.modules so its classes pickle and deepcopy)."""
+    """Import a user's model file as a module (registered in sys.modules so its classes pickle and deepcopy).
+
+    A file is imported once per process (by resolved path): the components it registers are registered
+    once, and its classes stay the same objects.
+    """
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"model file {str(path)!r} does not exist")
     digest = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:8]
     mod_name = f"fxnas_user_{path.stem}_{digest}"
+    if mod_name in sys.modules:
+        return sys.modules[mod_name]
     spec = importlib.util.spec_from_file_location(mod_name, path)
     if spec is None or spec.loader is None:
         raise ModelError(f"cannot import {str(path)!r} as a Python module")
@@ -153,7 +159,7 @@ def _call_entry(where: str, obj: Any, kwargs: Mapping[str, Any]) -> nn.Module:
     return model
 
 
-def _build_torchvision(name: str, kwargs: Mapping[str, Any]) -> nn.Module:
+def build_torchvision(name: str, kwargs: Mapping[str, Any]) -> nn.Module:
     import torchvision
 
     valid = torchvision.models.list_models(module=torchvision.models)
@@ -196,9 +202,10 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         raise ModelError(f"weights file {path!r} does not exist")
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:
-        raise ModelError(f"cannot read weights {path!r} with torch.load(weights_only=True): "
-                         f"{type(exc).__name__}: {str(exc).splitlines()[0]}") from exc
+    except Exception as exc:  # a text file, a truncated download, a pickle holding code...
+        raise ModelError(f"{path!r} is not a torch weights file, or it holds Python objects that could run code "
+                         f"when loaded (torch.load(weights_only=True) failed: {type(exc).__name__}); give a state "
+                         f"dict saved with torch.save(model.state_dict(), path)") from None
     return _unwrap_state_dict(obj, path)
 
 

@@ -133,6 +133,13 @@ def scalar_score(metrics: Mapping[str, Any], objective: Objective, constraints: 
     return objective.value(metrics)
 
 
+def result_score(result: Result, objective: Objective, constraints: Sequence[Constraint] = ()) -> float:
+    """scalar_score of a result; a failed evaluation (``result.failed``) ranks below everything: -inf."""
+    if result.failed:
+        return -math.inf
+    return scalar_score(result.metrics, objective, constraints)
+
+
 # --- Pareto ------------------------------------------------------------------------------------------
 def dominates(a: Sequence[float], b: Sequence[float]) -> bool:
     """True when ``a`` is at least as good as ``b`` everywhere and better somewhere (higher is better)."""
@@ -201,7 +208,7 @@ def pareto_front(results: Sequence[Result], objectives: Sequence[ObjectiveLike],
     uniq: dict[str, Result] = {}
     for r in results:
         uniq.setdefault(json.dumps(r.arch, sort_keys=True, default=str), r)
-    items = [r for r in uniq.values() if total_violation(r.metrics, cons) == 0]
+    items = [r for r in uniq.values() if not r.failed and total_violation(r.metrics, cons) == 0]
     pts = [objective_values(r.metrics, objs) for r in items]
     return [r for i, r in enumerate(items) if not any(dominates(pts[j], pts[i]) for j in range(len(items)))]
 
@@ -267,8 +274,8 @@ class GraphCost:
     """
 
     def __init__(self, supernet: fx.GraphModule) -> None:
-        from .candidates.mixed import MixedOp
         from .graph import node_shape
+        from .mixed.base import MixedOp
         from .supernet import space_of
 
         self.space = space_of(supernet)

@@ -8,6 +8,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from .choice import ChoiceModule
+
 
 @dataclass
 class SlotSpec:
@@ -77,8 +79,19 @@ def spec_from_module(
     return spec
 
 
-class Slot(nn.Module):
-    """A placeholder for a searchable position; runs its original module until a constructor lowers it."""
+class Slot(ChoiceModule):
+    """A placeholder for a searchable position; runs its original module until a constructor lowers it.
+
+    Example::
+
+        >>> import torch, fxnas
+        >>> from torch import nn
+        >>> gm = fxnas.trace(nn.Sequential(nn.Conv2d(3, 8, 3, padding=1)), torch.randn(1, 3, 8, 8))
+        >>> _ = fxnas.rewrite(gm, "conv3x3")
+        >>> spec = fxnas.slots(gm)["0"].spec
+        >>> (spec.in_channels, spec.out_channels, spec.kernel_size, spec.stride, spec.out_shape)
+        (3, 8, 3, 1, (1, 8, 8, 8))
+    """
 
     def __init__(self, spec: SlotSpec) -> None:
         super().__init__()
@@ -89,6 +102,12 @@ class Slot(nn.Module):
         if self.original is None:
             raise RuntimeError(f"slot {self.spec.name!r} has no original module; lower it with a constructor")
         return self.original(*args, **kwargs)
+
+    def materialize(self) -> nn.Module:
+        """The original module (a slot no constructor lowered stands for what it replaced)."""
+        if self.original is None:
+            raise ValueError(f"slot {self.spec.name!r} was never lowered and has no original module")
+        return self.original
 
     def extra_repr(self) -> str:
         s = self.spec

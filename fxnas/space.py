@@ -5,13 +5,15 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 from torch import nn
 
 from .errors import ConfigError
+from .registry import Registry
+
+DERIVE_RULES = Registry("derive rule")
 
 
 class Param:
@@ -131,23 +133,30 @@ class TensorParam(Param):
         return f"TensorParam({self.name!r}, {tuple(self.value.shape)})"
 
 
-@dataclass
-class Handler:
-    """A callback run when any of ``params`` changes; for one ``target`` only the highest priority runs."""
-
-    params: tuple[str, ...]
-    callback: Callable[[Mapping[str, Any]], None]
-    target: Any = None
-    priority: int = 0
-    order: int = field(default=0, compare=False)
-
-
 class SearchSpace:
-    """Named params of one supernet plus the handlers that apply their values to it."""
+    """The named params of one supernet: plain data that pickles, shared with the modules that read them.
 
-    def __init__(self) -> None:
+    A param is shared by every module built for it (a mixed op keeps its Categorical, an elastic conv its
+    width); ``apply(arch)`` sets values and those modules read them when they next run. ``derive_rule``
+    names how gradient optimizers turn this space's alphas into an arch (a DERIVE_RULES entry).
+
+    Example::
+
+        >>> from fxnas.space import Categorical, Numerical, SearchSpace
+        >>> space = SearchSpace()
+        >>> op = space.add(Categorical("conv1", ["NC3", "DW3", "IDT"]))
+        >>> _ = space.add(Numerical("width", 0.25, 1.0))
+        >>> space.apply({"conv1": "DW3"})
+        {'conv1': 'DW3'}
+        >>> op.value, space.size()
+        ('DW3', inf)
+        >>> import pickle; pickle.loads(pickle.dumps(space)).current()
+        {'conv1': 'DW3', 'width': 0.25}
+    """
+
+    def __init__(self, derive_rule: str = "argmax") -> None:
         self.params: dict[str, Param] = {}
-        self.handlers: list[Handler] = []
+        self.derive_rule = derive_rule
 
     # --- params -------------------------------------------------------------------------------------
     def add(self, param: Param) -> Param:
@@ -227,7 +236,11 @@ class SearchSpace:
         return out
 
     def derive(self) -> dict[str, Any]:
-        """The discrete arch implied by the tensors (argmax over each categorical's weights)."""
+        """The discrete arch implied by the tensors under this space's ``derive_rule`` (see DERIVE_RULES)."""
+        return DERIVE_RULES.get(self.derive_rule)(self)
+
+    def argmax(self) -> dict[str, Any]:
+        """The discrete arch implied by the tensors: argmax over each categorical's weights."""
         arch = self.current()
         for t in self.tensors().values():
             owner = getattr(t, "categorical", None)
@@ -236,32 +249,14 @@ class SearchSpace:
                 arch[owner] = cat.choices[int(torch.argmax(t.value.detach()).item())]
         return arch
 
-    # --- events -------------------------------------------------------------------------------------
-    def on(self, params: str | Sequence[str], callback: Callable[[Mapping[str, Any]], None],
-           target: Any = None, priority: int | None = None) -> Handler:
-        """Subscribe ``callback(values)`` to changes of ``params``; more params means higher priority."""
-        names = (params,) if isinstance(params, str) else tuple(params)
-        for n in names:
-            self[n]
-        h = Handler(names, callback, target, len(names) if priority is None else priority, len(self.handlers))
-        self.handlers.append(h)
-        return h
-
     def apply(self, arch: Mapping[str, Any]) -> dict[str, Any]:
-        """Set param values and emit update events to the handlers; returns the applied (validated) arch."""
+        """Set param values (validated first, so a bad arch changes nothing); returns the applied arch.
+
+        The supernet's modules hold these same Param objects and read their values when they run.
+        """
         arch = self.validate(arch)
         for k, v in arch.items():
             self.params[k].value = v
-        changed = set(arch)
-        fired = [h for h in self.handlers if changed.intersection(h.params)]
-        fired.sort(key=lambda h: (-h.priority, h.order))
-        done_targets: set[int] = set()
-        for h in fired:
-            if h.target is not None:
-                if id(h.target) in done_targets:
-                    continue
-                done_targets.add(id(h.target))
-            h.callback({n: self.params[n].value for n in h.params})
         return arch
 
     # --- state --------------------------------------------------------------------------------------
@@ -291,3 +286,9 @@ class SearchSpace:
 
     def __repr__(self) -> str:
         return f"SearchSpace({len(self.params)} params, size={self.size():.3g})"
+
+
+@DERIVE_RULES.register("argmax")
+def argmax_rule(space: SearchSpace) -> dict[str, Any]:
+    """Argmax over each categorical's weights (other params keep their values)."""
+    return space.argmax()

@@ -13,7 +13,7 @@ import torch
 import torch.fx as fx
 from torch import nn
 
-from .api import searchify
+from .api import build_supernet
 from .errors import ConfigError, FxnasError
 from .modelfile import ModelSource, load_weights, portable_path
 from .passes.construct import candidate_names
@@ -99,9 +99,8 @@ class SpaceRecipe:
             specs[spec.name] = spec
             return candidate_names(cands, spec)
 
-        torch.manual_seed(self.seed)
-        net = searchify(model, pattern=self.pattern, candidates=record, example_inputs=self.example_inputs(),
-                        mixed_op=self.mixed_op, mixed_op_args=self.mixed_op_args or None)
+        net = build_supernet(model, self.pattern, record, self.example_inputs(), self.mixed_op,
+                             self.mixed_op_args or None, seed=self.seed)
         return net, specs
 
     def to_dict(self, relative_to: str | os.PathLike | None = None) -> dict[str, Any]:

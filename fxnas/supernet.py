@@ -3,28 +3,32 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import torch.fx as fx
 from torch import nn
-from torch.fx.graph_module import _USER_PRESERVED_ATTRIBUTES_KEY
 
+from .compat import PRESERVED_ATTRIBUTES_KEY
 from .errors import FxnasError
 from .slot import Slot
 from .space import SearchSpace
+
+if TYPE_CHECKING:
+    from .mixed.base import MixedOp
 
 
 def attach_space(gm: fx.GraphModule, space: SearchSpace) -> fx.GraphModule:
     """Set ``gm.space`` so that it survives deepcopy (fx keeps user attributes listed in ``meta``)."""
     gm.space = space
-    gm.meta.setdefault(_USER_PRESERVED_ATTRIBUTES_KEY, {})["space"] = space
+    gm.meta.setdefault(PRESERVED_ATTRIBUTES_KEY, {})["space"] = space
     return gm
 
 
 def detach_space(gm: fx.GraphModule) -> None:
     """Remove ``gm.space`` (a materialised subnet carries no search machinery)."""
-    gm.meta.get(_USER_PRESERVED_ATTRIBUTES_KEY, {}).pop("space", None)
-    if not gm.meta.get(_USER_PRESERVED_ATTRIBUTES_KEY, True):
-        gm.meta.pop(_USER_PRESERVED_ATTRIBUTES_KEY)
+    gm.meta.get(PRESERVED_ATTRIBUTES_KEY, {}).pop("space", None)
+    if not gm.meta.get(PRESERVED_ATTRIBUTES_KEY, True):
+        gm.meta.pop(PRESERVED_ATTRIBUTES_KEY)
     if "space" in gm.__dict__:
         del gm.__dict__["space"]
 
@@ -56,8 +60,8 @@ def slots(gm: nn.Module) -> dict[str, Slot]:
     return dict(iter_modules(gm, Slot))
 
 
-def mixed_ops(gm: nn.Module) -> dict[str, nn.Module]:
+def mixed_ops(gm: nn.Module) -> dict[str, MixedOp]:
     """Every MixedOp in ``gm`` by path."""
-    from .candidates.mixed import MixedOp
+    from .mixed.base import MixedOp
 
     return dict(iter_modules(gm, MixedOp))

@@ -50,7 +50,7 @@ def pytest_runtest_setup(item: pytest.Item) -> None:
     """Tests marked ``nb201`` need the NAS-Bench-201 tables, which live outside the repository."""
     if item.get_closest_marker("nb201") is not None:
         from fxnas.errors import FxnasError
-        from fxnas.nb201.table import table_dir
+        from fxnas.spaces.nb201.table import table_dir
 
         try:
             table_dir()

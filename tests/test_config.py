@@ -18,8 +18,8 @@ from fxnas.config import (
     packaged_configs,
     registries,
     resolve_config,
-    typed,
 )
+from fxnas.config.schema import typed
 from fxnas.errors import ConfigError
 from fxnas.supernet import mixed_ops
 
@@ -90,7 +90,7 @@ def test_overrides_apply_on_load(tmp_path):
      r"unknown mixed op 'Softmax'; did you mean SoftmaxSum"),
     ({"construct": {"pattern": "conv3x3", "candidate": ["NC3"]}}, r"unknown key 'candidate' in construct"),
     ({"export": {"onx": True}}, r"unknown key 'onx' in export; did you mean onnx"),
-    ({"parallel": {"backend": "ray"}}, r"parallel.backend must be local or dask"),
+    ({"parallel": {"backend": "ray"}}, r"parallel.backend must be 'local', 'dask', got 'ray'"),
     ({"estim": []}, r"at least one estimator"),
     ({"optim": None}, r"needs a 'optim' section"),
     ({"name": "a/b"}, r"folder name"),
@@ -149,7 +149,7 @@ def test_build_experiment_wires_components(tmp_path):
 
 def shipped(reg, name: str) -> bool:
     """True for components defined in the fxnas package (tests may register stand-ins of their own)."""
-    fams = {ex: factory for _, factory, ex in getattr(reg, "_families", [])}
+    fams = {f.example: f.factory for f in reg.families()}
     obj = fams.get(name) or reg.get(name)
     return (getattr(obj, "__module__", None) or type(obj).__module__).startswith("fxnas")
 

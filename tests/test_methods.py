@@ -8,8 +8,8 @@ import torch
 import yaml
 
 import fxnas
-from fxnas.candidates.mixed import fixed_arch
 from fxnas.config import build_experiment, load_config, resolve_config
+from fxnas.mixed import fixed_arch
 
 METHODS = ["darts", "darts2", "directgrad", "proxyless_g", "proxyless_r", "snas", "spos"]
 

@@ -158,7 +158,7 @@ def test_weights_errors(tmp_path: Path) -> None:
     with pytest.raises(ModelError, match="does not exist"):
         read_state_dict(tmp_path / "none.pth")
     (tmp_path / "junk.pth").write_text("not a checkpoint")
-    with pytest.raises(ModelError, match="cannot read weights"):
+    with pytest.raises(ModelError, match="is not a torch weights file"):
         read_state_dict(tmp_path / "junk.pth")
     torch.save({"lr": 0.1}, tmp_path / "nots.pth")
     with pytest.raises(ModelError, match="holds no tensors"):

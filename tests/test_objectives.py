@@ -11,7 +11,6 @@ from torch import nn
 
 from fxnas import materialize
 from fxnas.errors import ConfigError
-from fxnas.nb201 import EDGE_PARAMS, NB201Net, nb201_space, nb201_supernet
 from fxnas.objectives import (
     Constraint,
     GraphCost,
@@ -27,6 +26,7 @@ from fxnas.objectives import (
     write_pareto,
 )
 from fxnas.optim import Result
+from fxnas.spaces.nb201 import EDGE_PARAMS, NB201Net, nb201_space, nb201_supernet
 
 
 def test_parse_objective_and_constraint():

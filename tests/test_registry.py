@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 import fxnas
-from fxnas.candidates import CANDIDATES, MIXED_OPS
+from fxnas.candidates import CANDIDATES
 from fxnas.errors import RegistryError
+from fxnas.mixed import MIXED_OPS
 from fxnas.registry import Registry
 
 

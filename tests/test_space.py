@@ -45,20 +45,34 @@ def test_shared_params_and_conflicts() -> None:
         s.add(Categorical("op", ["A", "B"]))
 
 
-def test_apply_emits_events_by_priority_and_target() -> None:
+def test_apply_sets_the_shared_params_and_validates_first() -> None:
     s = make()
-    calls: list[tuple[str, dict]] = []
-    target = object()
-    s.on("op", lambda v: calls.append(("op", dict(v))), target=target)
-    s.on(["op", "width"], lambda v: calls.append(("both", dict(v))), target=target)  # more params: wins
-    s.on("width", lambda v: calls.append(("width", dict(v))))
+    op = s["op"]  # what a module keeps: the Param object itself
     s.apply({"op": "C", "width": 2})
-    # the op target runs only its highest-priority handler; the untargeted width handler runs too
-    assert calls == [("both", {"op": "C", "width": 2}), ("width", {"width": 2})]
-    calls.clear()
-    s.apply({"width": 3})
-    assert [c[0] for c in calls] == ["both", "width"]
-    assert s.current() == {"op": "C", "width": 3}
+    assert op.value == "C" and s.current() == {"op": "C", "width": 2}
+    with pytest.raises(ConfigError):
+        s.apply({"width": 3, "op": "Z"})  # one bad value: nothing changes
+    assert s.current() == {"op": "C", "width": 2}
+
+
+def test_space_is_plain_data_that_pickles_with_its_supernet() -> None:
+    import copy
+    import pickle
+
+    import fxnas
+
+    s = make()
+    s.add(TensorParam("op.alpha", (3,), categorical="op"))
+    s.apply({"op": "B"})
+    back = pickle.loads(pickle.dumps(s))
+    assert back.current() == s.current() and back.derive_rule == "argmax"
+    torch.testing.assert_close(back["op.alpha"].value, s["op.alpha"].value)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU())
+    sn = fxnas.searchify(net, "conv3x3", ["NC3", "DW3"], torch.randn(1, 3, 8, 8))
+    for twin in (copy.deepcopy(sn), pickle.loads(pickle.dumps(sn))):  # the copy's ops read the copy's space
+        twin.space.apply({"0": "DW3"})
+        assert fxnas.mixed_ops(twin)["0"].chosen_name() == "DW3"
+        assert fxnas.mixed_ops(sn)["0"].chosen_name() == "NC3"
 
 
 def test_tensor_params_derive_and_state() -> None:

@@ -9,7 +9,7 @@ from torch import nn
 
 from ..slot import SlotSpec
 from .ops import GENERIC_DIMS, conv_bn
-from .registry import CANDIDATES, conv_dims, require_conv_spec
+from .registry import CANDIDATES, conv_dims, expansion, odd_kernel, require_conv_spec
 
 
 class InvertedResidual(nn.Module):
@@ -40,6 +40,9 @@ class InvertedResidual(nn.Module):
 
 @CANDIDATES.register_family(r"MB(\d+)E(\d+)", "MB3E6")
 def _mb(k: str, e: str):
+    odd_kernel(f"MB{k}E{e}", k)
+    expansion(f"MB{k}E{e}", e)
+
     def build(spec: SlotSpec) -> nn.Module:
         cin, cout, s = require_conv_spec(f"MB{k}E{e}", spec, GENERIC_DIMS)
         return InvertedResidual(cin, cout, s, int(k), int(e), dim=conv_dims(spec))

@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from ..slot import SlotSpec
-from .registry import CANDIDATES, require_conv_spec
+from .registry import CANDIDATES, odd_kernel, require_conv_spec
 
 
 def _bn(c: int) -> nn.BatchNorm2d:
@@ -59,6 +59,8 @@ class FactorizedReduce(nn.Module):
 
 @CANDIDATES.register_family(r"SEP(\d+)", "SEP3")
 def _sep(k: str):
+    odd_kernel(f"SEP{k}", k)
+
     def build(spec: SlotSpec) -> nn.Module:
         cin, cout, s = require_conv_spec(f"SEP{k}", spec)
         return sep_conv(cin, cout, int(k), s)
@@ -68,6 +70,8 @@ def _sep(k: str):
 
 @CANDIDATES.register_family(r"DIL(\d+)", "DIL3")
 def _dil(k: str):
+    odd_kernel(f"DIL{k}", k)
+
     def build(spec: SlotSpec) -> nn.Module:
         cin, cout, s = require_conv_spec(f"DIL{k}", spec)
         return dil_conv(cin, cout, int(k), s, 2)
@@ -77,6 +81,8 @@ def _dil(k: str):
 
 @CANDIDATES.register_family(r"(AVG|MAX)(\d+)", "AVG3")
 def _pool(kind: str, k: str):
+    odd_kernel(f"{kind}{k}", k)
+
     def build(spec: SlotSpec) -> nn.Module:
         cin, cout, s = require_conv_spec(f"{kind}{k}", spec)
         return pool(kind, cin, cout, int(k), s)

@@ -13,7 +13,7 @@ from torch import nn
 
 from ..slot import SlotSpec
 from .blocks import InvertedResidual
-from .registry import CANDIDATES, require_conv_spec
+from .registry import CANDIDATES, expansion, odd_kernel, require_conv_spec
 
 
 def make_divisible(v: float, divisor: int = 8) -> int:
@@ -41,6 +41,8 @@ class SqueezeExcite(nn.Module):
 @CANDIDATES.register_family(r"M3B(\d+)E(\d+)(SE)?(HS)?", "M3B3E4")
 def _m3(k: str, e: str, se: str | None, hs: str | None):
     name = f"M3B{k}E{e}{se or ''}{hs or ''}"
+    odd_kernel(name, k)
+    expansion(name, e)
 
     def build(spec: SlotSpec) -> nn.Module:
         cin, cout, s = require_conv_spec(name, spec)

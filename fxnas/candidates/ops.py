@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from ..slot import SlotSpec
-from .registry import CANDIDATES, conv_dims, require_conv_spec
+from .registry import CANDIDATES, conv_dims, odd_kernel, require_conv_spec
 
 CONV = {1: nn.Conv1d, 2: nn.Conv2d, 3: nn.Conv3d}
 BATCHNORM = {1: nn.BatchNorm1d, 2: nn.BatchNorm2d, 3: nn.BatchNorm3d}
@@ -35,6 +35,8 @@ def relu_conv_bn(cin: int, cout: int, k: int = 1, stride: int = 1) -> nn.Sequent
 
 @CANDIDATES.register_family(r"NC(\d+)", "NC3")
 def _nc(k: str):
+    odd_kernel(f"NC{k}", k)
+
     def build(spec: SlotSpec) -> nn.Module:
         cin, cout, s = require_conv_spec(f"NC{k}", spec, GENERIC_DIMS)
         return conv_bn(cin, cout, int(k), s, dim=conv_dims(spec))
@@ -44,6 +46,8 @@ def _nc(k: str):
 
 @CANDIDATES.register_family(r"DW(\d+)", "DW3")
 def _dw(k: str):
+    odd_kernel(f"DW{k}", k)
+
     def build(spec: SlotSpec) -> nn.Module:
         cin, cout, s = require_conv_spec(f"DW{k}", spec, GENERIC_DIMS)
         d = conv_dims(spec)

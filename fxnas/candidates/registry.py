@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from torch import nn
 
-from ..errors import ShapeError
+from ..errors import RegistryError, ShapeError
 from ..registry import Registry
 from ..slot import SlotSpec
 
@@ -37,3 +37,20 @@ def require_conv_spec(name: str, spec: SlotSpec, dims: tuple[int, ...] = (2,)) -
 def conv_dims(spec: SlotSpec) -> int:
     """Spatial dimensions of a conv slot (1 for NCL, 2 for NCHW)."""
     return len(spec.in_shape) - 2 if spec.in_shape is not None else 2
+
+
+def odd_kernel(name: str, k: str | int) -> int:
+    """The kernel size in a candidate name (``NC3``: 3), refused unless odd in 1..13 ('same' padding needs odd)."""
+    v = int(k)
+    if v < 1 or v > 13 or v % 2 == 0:
+        raise RegistryError(f"candidate {name}: kernel size {v} is not valid; use an odd kernel in 1..13 "
+                            f"(e.g. {name.replace(str(k), '3', 1)})")
+    return v
+
+
+def expansion(name: str, e: str | int) -> int:
+    """The expansion ratio in a candidate name (``MB3E6``: 6), refused below 1."""
+    v = int(e)
+    if v < 1:
+        raise RegistryError(f"candidate {name}: expansion ratio {v} is not valid; use E1 or more (e.g. MB3E6)")
+    return v

@@ -22,19 +22,32 @@ def one_line(exc: BaseException) -> str:
 
 
 class FxnasGroup(click.Group):
-    """A click group that turns fxnas errors (bad input) into a one-line ``Error: ...`` and exit code 1."""
+    """A click group that turns every error into a one-line ``Error: ...`` (exit code 1; 2 for bad input of
+    ``search``); ``--debug`` shows the traceback instead."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort, KeyboardInterrupt):
+            raise
         except FxnasError as exc:
+            if ctx.obj and ctx.obj.get("debug"):
+                raise
             raise click.ClickException(one_line(exc)) from None
+        except Exception as exc:  # a bug, or a failure in user code: one line unless --debug
+            if ctx.obj and ctx.obj.get("debug"):
+                raise
+            raise click.ClickException(f"{type(exc).__name__}: {one_line(exc)} (rerun with --debug for the "
+                                       f"traceback)") from None
 
 
 @click.group(cls=FxnasGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--debug", is_flag=True, help="Show Python tracebacks instead of one-line errors.")
 @click.version_option(package_name="fxnas")
-def main() -> None:
+@click.pass_context
+def main(ctx: click.Context, debug: bool) -> None:
     """fxnas: neural architecture search as a compiler over torch.fx graphs."""
+    ctx.obj = {"debug": debug}
 
 
 def _register() -> None:

@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 import click
-from rich.console import Console
 from rich.table import Table
 
 from ..errors import FxnasError
+from ..progress import make_console
+from .common import epilog, import_option
 
 
 def _fmt(v: Any) -> str:
@@ -30,31 +31,43 @@ def summary_table(summary: dict[str, Any]) -> Table:
     return table
 
 
-@click.command("search")
+@click.command("search", epilog=epilog("fxnas search -c demo -o trainer.lr=0.05 --name demo_lr"))
+@import_option
 @click.option("-c", "--config", "config", required=True, metavar="FILE|NAME",
               help="experiment YAML, or the name of a packaged config (e.g. demo)")
 @click.option("-o", "--override", "overrides", multiple=True, metavar="KEY.PATH=VALUE",
               help="override a config value (YAML-typed), e.g. -o trainer.epochs=5; repeatable")
 @click.option("--resume", is_flag=True, help="continue the run from its checkpoint.pt")
+@click.option("--overwrite", is_flag=True, help="start again even if the output folder holds a checkpoint")
 @click.option("--name", default=None, help="experiment name (output folder); default: the config's name")
 @click.option("--out-root", default=None, help="root of the output folders (default: the config's, exp/)")
 @click.option("--quiet", is_flag=True, help="no progress bars or per-result lines")
+@click.option("--debug", is_flag=True, help="show Python tracebacks instead of one-line errors")
 @click.pass_context
-def search(ctx: click.Context, config: str, overrides: tuple[str, ...], resume: bool, name: str | None,
-           out_root: str | None, quiet: bool) -> None:
+def search(ctx: click.Context, imports: tuple[str, ...], config: str, overrides: tuple[str, ...], resume: bool,
+           overwrite: bool, name: str | None, out_root: str | None, quiet: bool, debug: bool) -> None:
     """Run a NAS experiment; outputs go to <out_root>/<name>/ (log, history, arch_best.yaml, checkpoints)."""
     from ..config import build_experiment, load_config
 
-    console = Console(quiet=quiet, stderr=True)
+    debug = debug or bool(ctx.obj and ctx.obj.get("debug"))
+    console = make_console(stderr=True, quiet=quiet)
     try:
         cfg = load_config(config, overrides, name=name, out_root=out_root)
         exp = build_experiment(cfg, console=console, progress=not quiet)
-        summary = exp.run(resume=resume)
+        summary = exp.run(resume=resume, overwrite=overwrite)
     except FxnasError as exc:
+        if debug:
+            raise
         click.echo(f"Error: {' '.join(str(exc).split())}", err=True)
         ctx.exit(2)
     except KeyboardInterrupt:
         click.echo("interrupted; continue with --resume", err=True)
         ctx.exit(130)
-    Console().print(summary_table(summary))
+    except Exception as exc:  # a bug or a failure in user code: one line unless --debug
+        if debug:
+            raise
+        click.echo(f"Error: {type(exc).__name__}: {' '.join(str(exc).split())} (rerun with --debug for the "
+                   f"traceback)", err=True)
+        ctx.exit(1)
+    make_console(stderr=False).print(summary_table(summary))
     click.echo(f"outputs: {summary['out_dir']}")

@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
 import click
 
+from ..candidates.registry import CANDIDATES
 from ..errors import FxnasError
+from ..mixed.base import MIXED_OPS
 from ..modelfile import parse_kwargs, parse_shape, parse_source
+from ..outputs import check_writable
+from ..passes.patterns import PATTERNS
+from ..progress import make_console
 from ..spacefile import SpaceRecipe, write_space
 from ..supernet import space_of
+from .common import RegistryOption, epilog, import_option
 
 
 class ShapeType(click.ParamType):
@@ -47,36 +54,40 @@ def slot_table(net: Any, specs: dict[str, Any], title: str) -> Any:
     return table
 
 
-@click.command("searchify")
+@click.command("searchify", epilog=epilog(
+    "fxnas searchify torchvision:resnet18 -a num_classes=10 -p conv3x3 -c ORIG,MB3E6,DW5 --out space.yaml"))
+@import_option
 @click.argument("model")
-@click.option("--pattern", "-p", default="conv3x3", show_default=True,
-              help="Pattern name(s), comma-separated (conv3x3, conv5x5, conv, dwconv, pwconv, conv1d, dwconv1d, "
-                   "linear, resnet_block, inverted_residual).")
-@click.option("--candidates", "-c", default="ORIG", show_default=True,
-              help="Comma-separated candidate names (NC3, DW5, MB3E6, IDT, NIL, ORIG...).")
+@click.option("--pattern", "-p", default="conv3x3", show_default=True, cls=RegistryOption, registry=PATTERNS,
+              help="Pattern name(s), comma-separated.")
+@click.option("--candidates", "-c", default="ORIG", show_default=True, cls=RegistryOption, registry=CANDIDATES,
+              help="Comma-separated candidate names.")
 @click.option("--input-shape", "-s", type=ShapeType(), default="1,3,32,32", show_default=True,
               help="Example input shape, comma-separated.")
 @click.option("--weights", "-w", type=click.Path(dir_okay=False), default=None,
               help="A local state dict (.pth) loaded into the model first.")
 @click.option("--arg", "-a", "model_args", multiple=True, metavar="KEY=VALUE",
               help="Keyword argument for the model builder (repeatable), e.g. num_classes=10.")
-@click.option("--mixed-op", default="Index", show_default=True,
-              help="Mixed op (Index, SoftmaxSum, BinaryGate, BinaryGateUniform, GumbelSum).")
+@click.option("--mixed-op", default="Index", show_default=True, cls=RegistryOption, registry=MIXED_OPS,
+              help="The mixed op every slot is lowered into.")
 @click.option("--seed", default=0, show_default=True, help="Seed for model and candidate initialisation.")
 @click.option("--out", "-o", type=click.Path(dir_okay=False), default=None,
               help="Write a space file (YAML) from which the same supernet is re-created.")
-def searchify(model: str, pattern: str, candidates: str, input_shape: tuple[int, ...], weights: str | None,
-              model_args: tuple[str, ...], mixed_op: str, seed: int, out: str | None) -> None:
-    """Find the slots PATTERN matches in MODEL (model.py, model.py:build or torchvision:resnet18)."""
-    from rich.console import Console
+def searchify(imports: tuple[str, ...], model: str, pattern: str, candidates: str, input_shape: tuple[int, ...],
+              weights: str | None, model_args: tuple[str, ...], mixed_op: str, seed: int, out: str | None) -> None:
+    """Find the slots PATTERN matches in MODEL (model.py, model.py:build or torchvision:resnet18).
 
+    The space file written with --out is a model source of `fxnas search` (model: {type: space_file, path: ...}).
+    """
+    if out:  # before the work: a folder that cannot take the file is reported now, not after the build
+        check_writable(Path(out).resolve().parent)
     source = parse_source(model, parse_kwargs(model_args))
     recipe = SpaceRecipe(source, input_shape, pattern, candidates, mixed_op, weights=weights, seed=seed)
     t0 = time.perf_counter()
     net, specs = recipe.build()
     secs = time.perf_counter() - t0
     space = space_of(net)
-    console = Console(width=max(120, Console().width))
+    console = make_console(stderr=False)
     console.print(slot_table(net, specs, f"{source.spec()}: {len(specs)} slots matching {pattern!r}"))
     n_params = sum(p.numel() for p in net.parameters())
     console.print(f"space size: {space.size():.6g} archs over {len(space.discrete())} params; "

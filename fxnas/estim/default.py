@@ -9,19 +9,17 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any, Literal
 
 from ..arch import read_arch
 from ..errors import ConfigError
-from ..optim.base import Result
+from ..optim.base import GradientOptimizer, Result
+from ..options import FilePath
 from ..rng import preserved_rng
-from .base import ESTIMATORS, Estimator
-
-if TYPE_CHECKING:
-    from ..routine import Experiment
+from .base import ESTIMATORS, Estimator, SearchContext
 
 
-def load_arch(arch: Mapping[str, Any] | str, exp: Experiment | None = None) -> dict[str, Any]:
+def load_arch(arch: Mapping[str, Any] | str, exp: SearchContext | None = None) -> dict[str, Any]:
     """An arch from a mapping, a YAML file (a plain mapping, or arch_best.yaml's ``arch:`` entry), or
     ``best`` (the experiment's best so far) / ``derived`` (what its optimizer derives now)."""
     if isinstance(arch, Mapping):
@@ -47,7 +45,8 @@ class Default(Estimator):
     warm-up stage before a search does not).
     """
 
-    def __init__(self, epochs: int | None = None, arch: Mapping[str, Any] | str | None = None,
+    def __init__(self, epochs: int | None = None,
+                 arch: Mapping[str, Any] | Literal["best", "derived"] | FilePath | None = None,
                  checkpoint_steps: int = 0, eval_split: str = "valid", eval_steps: int | None = None,
                  rank: bool | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -70,26 +69,30 @@ class Default(Estimator):
         self.epoch, self.step = int(state["epoch"]), int(state["step"])
         self.sums, self.done = dict(state["sums"]), bool(state["done"])
 
-    def total_epochs(self, exp: Experiment) -> int:
+    def total_epochs(self, exp: SearchContext) -> int:
         """Epochs this stage trains."""
-        return int(self.epochs if self.epochs is not None else exp.trainer.epochs)  # type: ignore[union-attr]
+        if self.epochs is not None:
+            return int(self.epochs)
+        if exp.trainer is None:
+            raise ConfigError(f"{type(self).__name__} needs a trainer in the experiment")
+        return int(exp.trainer.epochs)
 
     # --- hooks subclasses override ----------------------------------------------------------------
-    def start(self, exp: Experiment) -> None:
+    def start(self, exp: SearchContext) -> None:
         """Once, when the stage begins afresh (not on resume)."""
         if self.arch is not None:
             if exp.space is None:
                 raise ConfigError(f"{type(self).__name__}: arch given but the experiment has no search space")
             exp.space.apply(load_arch(self.arch, exp))
 
-    def before_step(self, exp: Experiment, batch: Any) -> None:
+    def before_step(self, exp: SearchContext, batch: Any) -> None:
         """Before each weight step."""
 
-    def after_step(self, exp: Experiment, batch: Any) -> dict[str, float]:
+    def after_step(self, exp: SearchContext, batch: Any) -> dict[str, float]:
         """After each weight step (``self.step`` already counts it); scalars to average over the epoch."""
         return {}
 
-    def eval_model(self, exp: Experiment) -> tuple[dict[str, Any], Any]:
+    def eval_model(self, exp: SearchContext) -> tuple[dict[str, Any], Any]:
         """(arch, module) to evaluate at an epoch end: the model as it stands, recorded as the arch it computes.
 
         Without a fixed ``arch``, a gradient supernet computes its alphas' arch (BinaryGate's argmax in eval
@@ -98,23 +101,23 @@ class Default(Estimator):
         """
         if exp.space is None:
             return {}, exp.model
-        if self.arch is None and exp.optimizer is not None and getattr(exp.optimizer, "gradient", False):
+        if self.arch is None and isinstance(exp.optimizer, GradientOptimizer):
             return dict(exp.optimizer.best()), exp.model
         return exp.space.current(), exp.model
 
-    def end_epoch(self, exp: Experiment, epoch: int) -> None:
+    def end_epoch(self, exp: SearchContext, epoch: int) -> None:
         """After the epoch's result is recorded."""
 
-    def path_mode(self, exp: Experiment) -> contextlib.AbstractContextManager[Any]:
+    def path_mode(self, exp: SearchContext) -> contextlib.AbstractContextManager[Any]:
         """With ``arch`` given, gradient mixed ops run only the applied arch's candidate."""
         if self.arch is None or exp.model is None:
             return contextlib.nullcontext()
-        from ..candidates.mixed import fixed_arch
+        from ..mixed.base import fixed_arch
 
         return fixed_arch(exp.model)
 
     # --- the loop ---------------------------------------------------------------------------------
-    def run(self, exp: Experiment) -> list[Result]:
+    def run(self, exp: SearchContext) -> list[Result]:
         """Train and evaluate epoch by epoch, resuming from this estimator's saved progress."""
         if not self.done:
             epochs = self.total_epochs(exp)
@@ -131,7 +134,7 @@ class Default(Estimator):
             self.done = True
         return [r for r in exp.history if r.info.get("stage") == exp.stage]
 
-    def train_epoch(self, exp: Experiment) -> None:
+    def train_epoch(self, exp: SearchContext) -> None:
         """Weight steps from ``self.step`` to the end of epoch ``self.epoch``, checkpointing on the way."""
         data, trainer, model = exp.data, exp.trainer, exp.model
         assert data is not None and trainer is not None and model is not None
@@ -157,13 +160,13 @@ class Default(Estimator):
                 if self.checkpoint_steps and self.step % self.checkpoint_steps == 0 and self.step < n:
                     exp.checkpoint()
 
-    def finish_epoch(self, exp: Experiment) -> Result:
+    def finish_epoch(self, exp: SearchContext) -> Result:
         """Evaluate, record the epoch's result and alphas, run end-of-epoch hooks, checkpoint."""
         arch, module = self.eval_model(exp)
         metrics = exp.evaluate(module, self.eval_split, self.eval_steps)
         metrics.update({k if k.startswith("arch_") else f"train_{k}": s / max(c, 1)
                         for k, (s, c) in self.sums.items()})
-        rank = self.rank if self.rank is not None else exp.stage == len(exp.estimators) - 1
+        rank = self.rank if self.rank is not None else exp.is_last_stage()
         info = {"epoch": self.epoch + 1, "estimator": type(self).__name__, "stage": exp.stage, "rank": rank}
         result = exp.record(Result(dict(arch), metrics, info))
         exp.record_alphas(self.epoch + 1)

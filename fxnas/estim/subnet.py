@@ -13,16 +13,16 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..optim.base import Result, arch_key
+from ..optim.discrete import DiscreteOptimizer
 from ..passes.materialize import materialize
 from ..rng import preserved_rng
 from ..supernet import mixed_ops, space_of
 from ..train.bn import recalibrate_bn
-from ..train.data import fixed_batches
-from .base import ESTIMATORS, Estimator
+from ..train.sampling import fixed_batches
+from .base import ESTIMATORS, Estimator, SearchContext, require
 
 if TYPE_CHECKING:
-    from ..routine import Experiment
-    from ..train.data import DataBundle
+    from ..train.datasets import DataBundle
     from ..train.trainer import Trainer
 
 
@@ -57,7 +57,7 @@ def _meta(t: torch.Tensor) -> torch.Tensor:
 
 def single_path(supernet: nn.Module) -> bool:
     """True when applying an arch makes the supernet run exactly that subnet (no mixed op weighs candidates)."""
-    return not any(getattr(op, "uses_alpha", False) for op in mixed_ops(supernet).values())
+    return all(op.single_path for op in mixed_ops(supernet).values())
 
 
 def fit_subnet(supernet: fx.GraphModule, arch: Mapping[str, Any], data: DataBundle, trainer: Trainer,
@@ -74,9 +74,7 @@ def fit_subnet(supernet: fx.GraphModule, arch: Mapping[str, Any], data: DataBund
     Metrics: the trainer's (acc/loss or neg_mse/...), plus ``params`` (of the materialised subnet) and
     ``train_loss``.
     """
-    loader = getattr(data, eval_split, None)
-    if loader is None:
-        raise ConfigError(f"the data has no {eval_split!r} split")
+    loader = data.split(eval_split)
     with preserved_rng():  # python, numpy, torch CPU and CUDA: the manual_seed below reseeds them all
         torch.manual_seed(arch_seed(seed, arch))
         if single_path(supernet):  # a supernet copy, whose weights can go back into the supernet (keep_best)
@@ -131,22 +129,27 @@ class SubNet(Estimator):
         self.keep_best, self.bn_steps = keep_best, int(bn_steps)
         self._best: tuple[float, tuple, dict[str, torch.Tensor]] | None = None  # (score, arch key, weights)
 
-    def check_keep_best(self, exp: Experiment) -> None:
+    def check_keep_best(self, exp: SearchContext) -> None:
         """ConfigError unless the supernet is single-path: only then can a trained arch's weights go back into it."""
-        if not single_path(exp.model):  # type: ignore[arg-type]
-            bad = sorted({type(op).__name__ for op in mixed_ops(exp.model).values()  # type: ignore[arg-type]
-                          if getattr(op, "uses_alpha", False)})
+        assert exp.model is not None
+        if not single_path(exp.model):
+            bad = sorted({type(op).__name__ for op in mixed_ops(exp.model).values() if not op.single_path})
             raise ConfigError(f"SubNet keep_best needs a single-path supernet (construct mixed_op: Index), so that "
                               f"the best arch's trained weights can be put back into it; this one has {bad}. "
                               f"Use mixed_op: Index, or keep_best: false (the exported subnet then keeps the "
                               f"supernet's own weights)")
 
-    def _fit(self, exp: Experiment, arch: Mapping[str, Any]) -> tuple[dict[str, float], nn.Module]:
+    def metric_names(self, exp: SearchContext) -> set[str] | None:
+        """The trainer's metrics plus ``params`` and ``train_loss``."""
+        names = super().metric_names(exp)
+        return None if names is None else names | {"params", "train_loss"}
+
+    def _fit(self, exp: SearchContext, arch: Mapping[str, Any]) -> tuple[dict[str, float], nn.Module]:
         assert exp.model is not None and exp.data is not None and exp.trainer is not None
         return fit_subnet(exp.model, arch, exp.data, exp.trainer, self.epochs, exp.seed, self.from_scratch,
                           self.eval_split, self.eval_steps, self.bn_steps)
 
-    def evaluate_arch(self, exp: Experiment, arch: Mapping[str, Any]) -> dict[str, float]:
+    def evaluate_arch(self, exp: SearchContext, arch: Mapping[str, Any]) -> dict[str, float]:
         """Train ``arch`` from scratch and return its metrics (keeping the weights of the best so far)."""
         metrics, net = self._fit(exp, arch)
         if self.keep_best:
@@ -158,7 +161,7 @@ class SubNet(Estimator):
                 self._best = (score, arch_key(arch), {k: v.detach().clone() for k, v in net.state_dict().items()})
         return metrics
 
-    def load_best(self, exp: Experiment, results: list[Result]) -> None:
+    def load_best(self, exp: SearchContext, results: list[Result]) -> None:
         """Put the trained weights of the best of ``results`` into the supernet (retrained when not kept)."""
         if not results or exp.model is None:
             return
@@ -169,10 +172,10 @@ class SubNet(Estimator):
         else:  # e.g. found before a resume: training is deterministic per (seed, arch), so retrain it
             state = self._fit(exp, best.arch)[1].state_dict()
         exp.model.load_state_dict(state)
-        exp.space.apply(best.arch)  # type: ignore[union-attr]
+        space_of(exp.model).apply(best.arch)
         exp.log(f"SubNet: the supernet now holds the trained weights of {best.arch}")
 
-    def run(self, exp: Experiment) -> list[Result]:
+    def run(self, exp: SearchContext) -> list[Result]:
         """Propose → train from scratch → step, for ``budget`` archs (resumable through exp.evaluate_loop)."""
         check_discrete(exp, "SubNet")
         if self.keep_best:
@@ -184,11 +187,9 @@ class SubNet(Estimator):
         return results
 
 
-def check_discrete(exp: Experiment, who: str) -> None:
+def check_discrete(exp: SearchContext, who: str) -> None:
     """ConfigError unless ``exp`` has a supernet, data, a trainer and a discrete optimizer."""
-    missing = [n for n in ("model", "data", "trainer", "optimizer") if getattr(exp, n, None) is None]
-    if missing:
-        raise ConfigError(f"{who} needs {', '.join(missing)} in the experiment")
-    if getattr(exp.optimizer, "gradient", False):
+    require(exp, who, "model", "data", "trainer", "optimizer")
+    if not isinstance(exp.optimizer, DiscreteOptimizer):
         raise ConfigError(f"{who} needs a discrete optimizer (Random, Evolution, ...), got gradient optimizer "
                           f"{type(exp.optimizer).__name__}; use the SuperNet estimator for gradient methods")

@@ -1,12 +1,12 @@
 """The SuperNet estimator: one-shot search, an architecture step before the weight step of an iteration.
 
-With a gradient optimizer (DARTS, ProxylessNAS, SNAS...) once every ``arch_update_intv`` weight steps (counted
-from epoch ``arch_update_epoch_start`` on) it calls ``optimizer.step_arch(exp, train_batch, valid_batch)``
-before the next weight step, on that step's train batch (DARTS's order: alpha first, then w), and after each
-epoch ``optimizer.on_epoch_end(exp, epoch)``; ``optimizer.on_start(exp)``, when it exists, runs as the stage
-begins, and ``optimizer.fixed_weight_steps`` (REINFORCE) runs the weight steps under ``fixed_arch``. With a
-discrete optimizer each weight step samples a uniformly random path (as in SPOS). Each epoch the derived arch
-is evaluated and recorded.
+With a gradient optimizer (DARTS, ProxylessNAS, SNAS...) it drives the GradientOptimizer contract: once every
+``arch_update_intv`` weight steps (counted from epoch ``arch_update_epoch_start`` on) ``step_arch(ctx,
+train_batch, valid_batch)`` before the next weight step, on that step's train batch (DARTS's order: alpha
+first, then w); ``on_epoch_end(ctx, epoch)`` after each epoch; ``on_start(ctx)`` as the stage begins; weight
+steps under ``fixed_arch`` when the optimizer declares ``fixed_weight_steps`` (REINFORCE). With a discrete
+optimizer each weight step samples a uniformly random path (as in SPOS). Each epoch the derived arch is
+evaluated and recorded.
 """
 
 from __future__ import annotations
@@ -15,14 +15,14 @@ import contextlib
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
+from ..optim.base import GradientOptimizer
 from ..rng import preserved_rng
-from .base import ESTIMATORS
+from .base import ESTIMATORS, SearchContext
 from .default import Default
 from .uniform import sample_path
 
 if TYPE_CHECKING:
     from ..optim.base import Result
-    from ..routine import Experiment
 
 
 @ESTIMATORS.register("SuperNet")
@@ -62,40 +62,39 @@ class SuperNet(Default):
         self.valid_pos, self._valid_iter = int(state.get("valid_pos", 0)), None
         self.since_arch = int(state.get("since_arch", 0))
 
-    def run(self, exp: Experiment) -> list[Result]:
+    def run(self, exp: SearchContext) -> list[Result]:
         """Default's epoch loop; ``rank`` unset ranks the results of gradient searches only."""
         if self.rank is None:
             self.rank = self.gradient(exp)
         return super().run(exp)
 
-    def start(self, exp: Experiment) -> None:
+    def start(self, exp: SearchContext) -> None:
         """Check that there is something to search, apply ``arch`` if given, run the optimizer's ``on_start``."""
         if exp.optimizer is None or exp.space is None:
             raise ConfigError("SuperNet needs an optimizer and a supernet with a search space")
         super().start(exp)
-        hook = getattr(exp.optimizer, "on_start", None)
-        if callable(hook):  # e.g. GumbelAnnealing sets its temperature on the ops before the first weight step
-            hook(exp)
+        exp.optimizer.on_start(exp)  # e.g. GumbelAnnealing sets its temperature before the first weight step
 
-    def gradient(self, exp: Experiment) -> bool:
+    def gradient(self, exp: SearchContext) -> bool:
         """True when the experiment's optimizer trains TensorParams."""
-        return bool(getattr(exp.optimizer, "gradient", False))
+        return isinstance(exp.optimizer, GradientOptimizer)
 
-    def fixed_weight_steps(self, exp: Experiment) -> bool:
+    def fixed_weight_steps(self, exp: SearchContext) -> bool:
         """True when the optimizer wants the weight steps to train only the applied arch (REINFORCE)."""
-        return self.gradient(exp) and bool(getattr(exp.optimizer, "fixed_weight_steps", False))
+        return isinstance(exp.optimizer, GradientOptimizer) and exp.optimizer.fixed_weight_steps
 
-    def path_mode(self, exp: Experiment) -> contextlib.AbstractContextManager[Any]:
+    def path_mode(self, exp: SearchContext) -> contextlib.AbstractContextManager[Any]:
         """``fixed_arch`` when ``arch`` is given or the optimizer asks for fixed weight steps."""
         if self.arch is None and exp.model is not None and self.fixed_weight_steps(exp):
-            from ..candidates.mixed import fixed_arch
+            from ..mixed.base import fixed_arch
 
             return fixed_arch(exp.model)
         return super().path_mode(exp)
 
-    def next_valid(self, exp: Experiment) -> Any:
+    def next_valid(self, exp: SearchContext) -> Any:
         """The next held-out batch, cycling over the valid split (position kept for resume)."""
-        loader = exp.data.valid  # type: ignore[union-attr]
+        assert exp.data is not None
+        loader = exp.data.valid
         if self._valid_iter is None:
             with preserved_rng():
                 self._valid_iter = iter(loader)
@@ -115,45 +114,48 @@ class SuperNet(Default):
         """True from epoch ``arch_update_epoch_start`` on."""
         return self.epoch >= self.arch_update_epoch_start
 
-    def before_step(self, exp: Experiment, batch: Any) -> None:
+    def before_step(self, exp: SearchContext, batch: Any) -> None:
         """An arch step when ``arch_update_intv`` weight steps ran since the last one (DARTS: alpha before w, so
         the unrolled virtual step starts from weights not yet trained on this batch); discrete optimizers, and
         fixed weight steps before arch updates begin, train a uniformly random path."""
         self._arch_out = {}
-        if not self.gradient(exp) or (not self.updating_arch() and self.fixed_weight_steps(exp)):
+        opt, space = exp.optimizer, exp.space
+        assert space is not None
+        if not isinstance(opt, GradientOptimizer) or (not self.updating_arch() and opt.fixed_weight_steps):
             # seeded by (seed, epoch, step) so that a resumed run replays the same paths
-            exp.space.apply(sample_path(exp.space, exp.seed, self.epoch, self.step))  # type: ignore[union-attr,arg-type]
+            space.apply(sample_path(space, exp.seed, self.epoch, self.step))
             return
         if not self.updating_arch() or self.since_arch < self.arch_update_intv:
             return
         self.since_arch = 0
-        out = exp.optimizer.step_arch(exp, batch, self.next_valid(exp)) or {}  # type: ignore[union-attr]
+        out = opt.step_arch(exp, batch, self.next_valid(exp)) or {}  # type: ignore[arg-type]  # ctx has a model
         self._arch_out = {k if k.startswith("arch_") else f"arch_{k}": float(v) for k, v in out.items()}
 
-    def after_step(self, exp: Experiment, batch: Any) -> dict[str, float]:
+    def after_step(self, exp: SearchContext, batch: Any) -> dict[str, float]:
         """Count the weight step towards the next arch step; the arch step's scalars, when one ran."""
         if self.gradient(exp) and self.updating_arch():
             self.since_arch += 1
         out, self._arch_out = self._arch_out, {}
         return out
 
-    def eval_model(self, exp: Experiment) -> tuple[dict[str, Any], Any]:
+    def eval_model(self, exp: SearchContext) -> tuple[dict[str, Any], Any]:
         """The derived arch and the module that computes it (materialised, BN recalibrated)."""
-        arch = exp.optimizer.best()  # type: ignore[union-attr]
+        assert exp.optimizer is not None and exp.space is not None and exp.data is not None
+        arch = exp.optimizer.best()
         if self.eval_mode == "supernet":
-            exp.space.apply(arch)  # type: ignore[union-attr]
+            exp.space.apply(arch)
             return arch, exp.model
         from ..passes.materialize import materialize
         from ..train.bn import recalibrate_bn
 
-        net = materialize(exp.model, arch)  # type: ignore[arg-type]
+        net = materialize(exp.model, arch)  # type: ignore[arg-type]  # the supernet is a GraphModule
         if self.bn_recalibrate:
-            exp.data.set_epoch(self.epoch)  # type: ignore[union-attr]  # the order is reset before each epoch
+            exp.data.set_epoch(self.epoch)  # the order is reset before each epoch
             with preserved_rng():
-                recalibrate_bn(net, exp.data.train, self.bn_recalibrate, exp.device)  # type: ignore[union-attr]
+                recalibrate_bn(net, exp.data.train, self.bn_recalibrate, exp.device)
         return arch, net
 
-    def end_epoch(self, exp: Experiment, epoch: int) -> None:
+    def end_epoch(self, exp: SearchContext, epoch: int) -> None:
         """The optimizer's per-epoch schedule (e.g. temperature annealing)."""
-        if self.gradient(exp):
-            exp.optimizer.on_epoch_end(exp, epoch)  # type: ignore[union-attr]
+        if isinstance(exp.optimizer, GradientOptimizer):
+            exp.optimizer.on_epoch_end(exp, epoch)  # type: ignore[arg-type]  # ctx has a model and trainer

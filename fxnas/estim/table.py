@@ -7,12 +7,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
+from ..options import FilePath
 from ..registry import Registry
-from .base import ESTIMATORS, Estimator
+from .base import ESTIMATORS, Estimator, SearchContext
 
 if TYPE_CHECKING:
     from ..optim.base import Optimizer, Result
-    from ..routine import Experiment
 
 BENCHMARKS = Registry("benchmark table")
 COSTS = ("params", "flops")
@@ -20,8 +20,8 @@ COSTS = ("params", "flops")
 
 @BENCHMARKS.register("nb201")
 def _nb201(path: str | None = None) -> Any:
-    """The NAS-Bench-201 table (see fxnas.nb201.table.table_dir for where it is looked for)."""
-    from ..nb201.table import load_table
+    """The NAS-Bench-201 table (see fxnas.spaces.nb201.table.table_dir for where it is looked for)."""
+    from ..spaces.nb201.table import load_table
 
     return load_table(path)
 
@@ -74,7 +74,7 @@ class Table(Estimator):
 
     def __init__(self, budget: int = 100, batch_size: int = 1, benchmark: str = "nb201",
                  metric: str = "cifar10_valid_12ep", report: Sequence[str] = ("cifar10_test_200ep",),
-                 costs: Sequence[str] = (), path: str | None = None, **kwargs: Any) -> None:
+                 costs: Sequence[str] = (), path: FilePath | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if int(budget) < 1 or int(batch_size) < 1:
             raise ConfigError(f"Table: budget and batch_size must be >= 1, got {budget}, {batch_size}")
@@ -99,7 +99,7 @@ class Table(Estimator):
             if supernet is None or getattr(supernet, "space", None) is None:
                 if self.benchmark != "nb201":
                     raise ConfigError(f"Table costs need a supernet for benchmark {self.benchmark!r}")
-                from ..nb201.model import nb201_supernet
+                from ..spaces.nb201.model import nb201_supernet
 
                 supernet = nb201_supernet(check=False)  # shapes are checked by the NB201 tests
             self._cost_fn = GraphCost(supernet)
@@ -115,7 +115,11 @@ class Table(Estimator):
         """The looked-up metrics of ``arch`` (plus counted costs)."""
         return self.evaluator()(arch)
 
-    def run(self, exp: Experiment) -> list[Result]:
+    def metric_names(self, exp: SearchContext) -> set[str] | None:
+        """The looked-up ``metric`` and ``report`` metrics and the counted ``costs``."""
+        return {self.metric, *self.report, *self.costs}
+
+    def run(self, exp: SearchContext) -> list[Result]:
         """Look up ``budget`` proposals of ``exp.optimizer`` through ``exp.evaluate_loop``."""
         return exp.evaluate_loop(self.evaluator(exp.model), self.budget, self.batch_size)
 

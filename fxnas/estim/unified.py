@@ -10,17 +10,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..errors import ConfigError
 from ..optim.base import Result
+from ..optim.discrete import DiscreteOptimizer
 from ..rng import preserved_rng
-from .base import ESTIMATORS, Estimator
+from ..supernet import space_of
+from .base import ESTIMATORS, Estimator, SearchContext
 from .subnet import check_discrete
 from .uniform import check_single_path, evaluate_shared_in, sample_path
-
-if TYPE_CHECKING:
-    from ..routine import Experiment
 
 
 @ESTIMATORS.register("Unified")
@@ -55,16 +54,17 @@ class Unified(Estimator):
         self.train_stats = list(state.get("train_stats", []))
 
     # --- pieces -------------------------------------------------------------------------------------
-    def population(self, exp: Experiment) -> list[dict[str, Any]]:
+    def population(self, exp: SearchContext) -> list[dict[str, Any]]:
         """Archs to train on: the optimizer's population, else the best ``batch_size`` results of this stage."""
-        pop = getattr(exp.optimizer, "population", None)
+        assert isinstance(exp.optimizer, DiscreteOptimizer)
+        pop = exp.optimizer.current_population()
         if pop:
-            return [dict(r.arch if isinstance(r, Result) else r) for r in pop]
+            return pop
         done = [r for r in exp.history if r.info.get("stage") == exp.stage and r.info.get("loop")]
         done.sort(key=exp.score, reverse=True)
         return [dict(r.arch) for r in done[: self.batch_size]]
 
-    def train(self, exp: Experiment, steps: int, pool: list[dict[str, Any]]) -> float:
+    def train(self, exp: SearchContext, steps: int, pool: list[dict[str, Any]]) -> float:
         """``steps`` weight steps from global step ``gstep``, each on a path from ``pool`` (uniform if empty)."""
         data, trainer, model, space = exp.data, exp.trainer, exp.model, exp.space
         assert data is not None and trainer is not None and model is not None and space is not None
@@ -88,22 +88,28 @@ class Unified(Estimator):
                 raise ConfigError("the train loader yielded no batches")
         return total / max(n, 1)
 
-    def evaluate_arch(self, exp: Experiment, arch: Mapping[str, Any]) -> dict[str, float]:
+    def metric_names(self, exp: SearchContext) -> set[str] | None:
+        """The trainer's metrics plus ``params`` (when counted) and the training rounds' ``train_loss``."""
+        names = super().metric_names(exp)
+        return None if names is None else names | {"train_loss"} | ({"params"} if self.params else set())
+
+    def evaluate_arch(self, exp: SearchContext, arch: Mapping[str, Any]) -> dict[str, float]:
         """Shared-weight metrics of ``arch`` (BN recalibrated, supernet restored)."""
         return evaluate_shared_in(self, exp, arch)
 
-    def _note(self, exp: Experiment, loss: float, phase: str) -> None:
+    def _note(self, exp: SearchContext, loss: float, phase: str) -> None:
         self.train_stats.append({"round": self.round, "step": self.gstep, "train_loss": loss})
         info = {"estimator": "Unified", "phase": phase, "round": self.round, "step": self.gstep, "rank": False}
-        exp.record(Result(exp.space.current(), {"train_loss": loss}, info))  # type: ignore[union-attr]
+        exp.record(Result(space_of(exp.model).current(), {"train_loss": loss}, info))
 
     # --- the loop -----------------------------------------------------------------------------------
-    def run(self, exp: Experiment) -> list[Result]:
+    def run(self, exp: SearchContext) -> list[Result]:
         """Warm up, then alternate training and evaluation rounds (resumable at phase boundaries)."""
         check_discrete(exp, "Unified")
-        check_single_path(exp.model, "Unified")  # type: ignore[arg-type]
+        assert exp.model is not None and exp.trainer is not None and exp.data is not None
+        check_single_path(exp.model, "Unified")
         # once per run, a full epoch: every step's (epoch, position) is derived from it
-        spe = self._spe = exp.trainer.steps_for(exp.data.train)  # type: ignore[union-attr]
+        spe = self._spe = exp.trainer.steps_for(exp.data.train)
         warm = self.warmup_epochs * spe
         exp.configure_trainer(max(1, math.ceil((warm + self.rounds * self.train_steps) / spe)))
         while self.gstep < warm:  # uniform-path warm-up, one checkpoint per epoch

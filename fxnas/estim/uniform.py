@@ -18,22 +18,21 @@ from ..optim.base import Result
 from ..rng import preserved_rng
 from ..supernet import mixed_ops, space_of
 from ..train.bn import bn_state, load_bn_state, recalibrate_bn
-from ..train.data import fixed_batches
-from .base import ESTIMATORS
+from ..train.sampling import fixed_batches
+from .base import ESTIMATORS, SearchContext
 from .default import Default
 from .subnet import check_discrete, subnet_params
 
 if TYPE_CHECKING:
     from torch.utils.data import DataLoader
 
-    from ..routine import Experiment
     from ..space import SearchSpace
     from ..train.trainer import Trainer
 
 
 def check_single_path(supernet: fx.GraphModule, who: str) -> None:
     """ConfigError when a mixed op weighs all candidates (e.g. SoftmaxSum): paths cannot be sampled."""
-    bad = [p for p, op in mixed_ops(supernet).items() if getattr(op, "uses_alpha", False)]
+    bad = [p for p, op in mixed_ops(supernet).items() if not op.single_path]
     if bad:
         raise ConfigError(f"{who} trains one path at a time and needs single-path mixed ops "
                           f"(searchify(..., mixed_op='Index')); {bad[:3]} weigh every candidate")
@@ -73,13 +72,13 @@ def evaluate_shared(supernet: fx.GraphModule, arch: Mapping[str, Any], trainer: 
     return metrics
 
 
-def evaluate_shared_in(est: Any, exp: Experiment, arch: Mapping[str, Any]) -> dict[str, float]:
+def evaluate_shared_in(est: Any, exp: SearchContext, arch: Mapping[str, Any]) -> dict[str, float]:
     """evaluate_shared with an estimator's options (``bn_steps``, ``eval_split``, ``eval_steps``, ``params``);
     the BN batches are drawn once per estimator so every arch is recalibrated on the same data."""
-    assert exp.data is not None and exp.trainer is not None
+    assert exp.data is not None and exp.trainer is not None and exp.model is not None
     if est._bn_batches is None:
         est._bn_batches = fixed_batches(exp.data.train, est.bn_steps)
-    return evaluate_shared(exp.model, arch, exp.trainer, getattr(exp.data, est.eval_split),  # type: ignore
+    return evaluate_shared(exp.model, arch, exp.trainer, exp.data.split(est.eval_split),  # type: ignore[arg-type]
                            est._bn_batches, None, est.eval_steps, est.params)
 
 
@@ -110,31 +109,38 @@ class Uniform(Default):
         self.train_stats = list(state.get("train_stats", []))
 
     # --- training phase (Default's resumable epoch loop) --------------------------------------------
-    def start(self, exp: Experiment) -> None:
+    def start(self, exp: SearchContext) -> None:
         check_discrete(exp, "Uniform")
-        check_single_path(exp.model, "Uniform")  # type: ignore[arg-type]
+        assert exp.model is not None
+        check_single_path(exp.model, "Uniform")
         super().start(exp)
 
-    def before_step(self, exp: Experiment, batch: Any) -> None:
+    def before_step(self, exp: SearchContext, batch: Any) -> None:
         """Train a uniformly random path this step, seeded by (seed, epoch, step)."""
-        exp.space.apply(sample_path(exp.space, exp.seed, self.epoch, self.step))  # type: ignore[arg-type,union-attr]
+        space = space_of(exp.model)
+        space.apply(sample_path(space, exp.seed, self.epoch, self.step))
 
-    def finish_epoch(self, exp: Experiment) -> Result:
+    def finish_epoch(self, exp: SearchContext) -> Result:
         """Record the epoch's training loss, marked unranked (a random path must not compete with the search)."""
         metrics = {f"train_{k}": s / max(c, 1) for k, (s, c) in self.sums.items()}
         self.train_stats.append(metrics)
         info = {"epoch": self.epoch + 1, "estimator": "Uniform", "phase": "supernet", "rank": False}
-        result = exp.record(Result(exp.space.current(), metrics, info))  # type: ignore[union-attr]
+        result = exp.record(Result(space_of(exp.model).current(), metrics, info))
         self.epoch, self.step, self.sums = self.epoch + 1, 0, {}
         exp.checkpoint()
         return result
 
+    def metric_names(self, exp: SearchContext) -> set[str] | None:
+        """The trainer's metrics plus ``params`` (when counted) and the supernet phase's ``train_loss``."""
+        names = super().metric_names(exp)
+        return None if names is None else names | {"train_loss"} | ({"params"} if self.params else set())
+
     # --- search phase ---------------------------------------------------------------------------------
-    def evaluate_arch(self, exp: Experiment, arch: Mapping[str, Any]) -> dict[str, float]:
+    def evaluate_arch(self, exp: SearchContext, arch: Mapping[str, Any]) -> dict[str, float]:
         """Shared-weight metrics of ``arch`` (BN recalibrated, supernet restored)."""
         return evaluate_shared_in(self, exp, arch)
 
-    def run(self, exp: Experiment) -> list[Result]:
+    def run(self, exp: SearchContext) -> list[Result]:
         """Train the supernet (skipped when already done), then search it with the experiment's optimizer."""
         check_discrete(exp, "Uniform")
         super().run(exp)

@@ -5,12 +5,26 @@ from __future__ import annotations
 import random
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, Protocol
 
+from ..errors import ConfigError
 from ..registry import Registry
 from ..space import SearchSpace
 
-OPTIMIZERS = Registry("optimizer")
+if TYPE_CHECKING:
+    from torch import nn
+
+    from ..train.trainer import Trainer
+
+OPTIMIZERS = Registry("optimizer", internal=("space",))
+
+
+class ArchStepContext(Protocol):
+    """What a gradient optimizer may use of the running search: the supernet, its space and the trainer."""
+
+    model: nn.Module
+    space: SearchSpace
+    trainer: Trainer
 
 
 def arch_key(arch: Mapping[str, Any]) -> tuple:
@@ -26,6 +40,16 @@ class Result:
     metrics: dict[str, float]
     info: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def failed(self) -> str | None:
+        """Why the evaluation failed (a non-finite loss or metric, a diverged training), or None."""
+        return self.info.get("failed")
+
+    @classmethod
+    def failure(cls, arch: Mapping[str, Any], reason: str, info: Mapping[str, Any] | None = None) -> Result:
+        """A failed evaluation of ``arch``: no metrics, ranks below every other result."""
+        return cls(dict(arch), {}, {**dict(info or {}), "failed": reason, "rank": False})
+
     def to_dict(self) -> dict[str, Any]:
         """Plain data, for history files and checkpoints."""
         return {"arch": dict(self.arch), "metrics": dict(self.metrics), "info": dict(self.info)}
@@ -37,16 +61,33 @@ class Result:
 
 
 class Optimizer:
-    """Search algorithm Ω: ``next()`` proposes archs, ``step(results)`` learns from their metrics."""
+    """Search algorithm Ω: ``next()`` proposes archs, ``step(results)`` learns from their metrics.
 
-    gradient = False  # True for optimizers of TensorParams (driven by the SuperNet estimator)
+    Built by ``OPTIMIZERS.build(spec, inject={"space": ..., "seed": ...})``. What the search loop calls::
+
+        on_start(ctx)              the stage that uses this optimizer begins (not on resume)
+        next(n) -> [arch]          propose up to n archs ([] when the space is exhausted)
+          ... the estimator evaluates them ...
+        step([Result])             learn from the results (failed ones included: Result.failed)
+        best() -> arch             the best arch so far
+        state_dict() / load_state_dict(state)   everything a resumed run needs (plain data and tensors)
+        on_resume(ctx)             after load_state_dict on resume: re-apply state kept outside the optimizer
+
+    Subclasses: DiscreteOptimizer (archs proposed and scored) and GradientOptimizer (alphas stepped).
+    """
 
     def __init__(self, space: SearchSpace, seed: int | None = 0, **kwargs: Any) -> None:
         self.space = space
         self.seed = seed
         self.rng = random.Random(seed)
         if kwargs:
-            raise TypeError(f"{type(self).__name__} got unknown options {sorted(kwargs)}")
+            raise ConfigError(f"{type(self).__name__} got unknown options {sorted(kwargs)}")
+
+    def on_start(self, ctx: Any) -> None:
+        """The stage that uses this optimizer begins afresh."""
+
+    def on_resume(self, ctx: Any) -> None:
+        """A run was resumed: state_dict is loaded; re-apply what lives outside the optimizer."""
 
     def next(self, n: int = 1) -> list[dict[str, Any]]:
         """Propose up to ``n`` archs (fewer, or none, when the space is exhausted)."""
@@ -74,20 +115,30 @@ def _as_rng_state(s: Any) -> tuple:
 
 
 class GradientOptimizer(Optimizer):
-    """Optimizer of the space's TensorParams, driven by the SuperNet estimator.
+    """Optimizer of the space's TensorParams (alphas), driven by the SuperNet estimator::
 
-    The estimator calls ``step_arch(exp, train_batch, valid_batch)`` every ``arch_update_intv`` weight
-    steps and ``on_epoch_end(exp, epoch)`` after each epoch; ``next()`` returns the derived arch.
+        on_start(ctx)                                   the search stage begins (e.g. set a temperature)
+        for each epoch:
+            for each weight step:
+                step_arch(ctx, train_batch, valid_batch)  every ``arch_update_intv`` steps, before the weight
+                                                          step on the same batch; scalars to log
+                weight step                               under fixed_arch() when ``fixed_weight_steps``
+            on_epoch_end(ctx, epoch)                    per-epoch schedule (temperature annealing...)
+        next() / best()                                 the derived arch
+        on_resume(ctx)                                  after a resume
+
+    ``ctx`` is an ArchStepContext (model, space, trainer).
     """
 
-    gradient = True
+    fixed_weight_steps = False  # True: weight steps train only the applied arch (REINFORCE samples it)
+    default_mixed_op = "SoftmaxSum"  # the mixed op of the method's paper (what a supernet for it is built with)
 
     def next(self, n: int = 1) -> list[dict[str, Any]]:
-        return [self.space.derive()]
+        return [self.best()]
 
-    def step_arch(self, exp: Any, train_batch: Any, valid_batch: Any) -> dict[str, float]:
+    def step_arch(self, exp: ArchStepContext, train_batch: Any, valid_batch: Any) -> dict[str, float]:
         """One update of the arch params; returns scalars to log (e.g. the arch loss)."""
         raise NotImplementedError
 
-    def on_epoch_end(self, exp: Any, epoch: int) -> None:
+    def on_epoch_end(self, exp: ArchStepContext, epoch: int) -> None:
         """Per-epoch schedule hook (temperature annealing...)."""

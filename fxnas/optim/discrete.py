@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from ..errors import ConfigError
-from ..objectives import ConstraintLike, Objective, parse_constraint, parse_objective, scalar_score
+from ..objectives import ConstraintLike, Objective, parse_constraint, parse_objective, result_score
 from ..space import Categorical, Numerical, Param, SearchSpace
 from .base import OPTIMIZERS, Optimizer, Result, arch_key
 
@@ -71,7 +71,15 @@ class DiscreteOptimizer(Optimizer):
     """Base of the discrete optimizers: no re-proposals (unless ``allow_repeat``), a scored history, helpers.
 
     Options: ``metric`` (default: each result's first metric) and ``mode`` (max|min) say what to optimise;
-    ``constraints`` (e.g. ``["params <= 1e6"]``) rank infeasible results below every feasible one.
+    ``constraints`` (e.g. ``["params <= 1e6"]``) rank infeasible results below every feasible one; failed
+    results (``Result.failed``) rank below everything. A subclass implements ``next`` with the helpers::
+
+        next(n) -> [arch]                  propose; typically ``self.propose(n, make)`` with ``make`` built from
+          random_arch() / mutate(arch) / crossover(a, b)     the helpers, never repeating a seen arch
+        step([Result])                     super().step() records them; then update the model/population
+        score(result) -> float             higher is better (objective, constraints, failures)
+        current_population() -> [arch]     what population-based estimators (Unified) train the weights on
+        state_dict() / load_state_dict()   super()'s plus the subclass's own plain-data state
     """
 
     def __init__(self, space: SearchSpace, seed: int | None = 0, allow_repeat: bool = False,
@@ -104,7 +112,7 @@ class DiscreteOptimizer(Optimizer):
 
     def score(self, result: Result) -> float:
         """Higher-is-better score of a result (objective, with constraint penalty)."""
-        return scalar_score(result.metrics, self.objective, self.constraints)
+        return result_score(result, self.objective, self.constraints)
 
     def best_result(self) -> Result | None:
         """The best evaluated result (earliest on ties), or None before any."""
@@ -117,6 +125,13 @@ class DiscreteOptimizer(Optimizer):
         """The best evaluated arch (the space's current arch before any result)."""
         r = self.best_result()
         return dict(r.arch) if r is not None else self.space.current()
+
+    def current_population(self) -> list[Arch]:
+        """The archs the optimizer builds its proposals on now (its population), [] when it keeps none.
+
+        Population-based estimators (Unified) train the shared weights on these paths.
+        """
+        return []
 
     def step(self, results: list[Result]) -> None:
         """Record ``results`` in the history."""

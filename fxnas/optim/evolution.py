@@ -50,6 +50,10 @@ class Evolution(DiscreteOptimizer):
             return self.mutate(child, self.mutation_prob)
         return self.mutate(self.mutate(a.arch), self.mutation_prob)
 
+    def current_population(self) -> list[Arch]:
+        """The population (best first)."""
+        return [dict(r.arch) for r in self.population]
+
     def next(self, n: int = 1) -> list[Arch]:
         """Up to ``n`` children of the current population (random ones while it fills)."""
         return self.propose(n, self._child)
@@ -92,6 +96,10 @@ class RegularizedEvolution(DiscreteOptimizer):
         group = self.rng.sample(self.population, min(self.sample_size, len(self.population)))
         parent = max(group, key=self.score)
         return self.mutate(parent.arch)
+
+    def current_population(self) -> list[Arch]:
+        """The population (oldest first)."""
+        return [dict(r.arch) for r in self.population]
 
     def next(self, n: int = 1) -> list[Arch]:
         """Up to ``n`` mutated children (random ones while the population fills)."""

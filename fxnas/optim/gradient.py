@@ -1,10 +1,10 @@
 """Gradient (one-shot) optimizers of the space's alphas: DARTS, BinaryGate, GumbelAnnealing, REINFORCE, DirectGrad.
 
-Each is driven by the SuperNet estimator through ``step_arch(exp, train_batch, valid_batch)`` (before the
-weight step of the same iteration), ``on_epoch_end(exp, epoch)``, the optional ``on_start(exp)`` and
-``fixed_weight_steps`` (weight steps under ``fixed_arch``). They use only ``exp.model`` (the supernet),
-``exp.trainer`` (``loss(model, batch)``; ``evaluate`` and ``metric`` for REINFORCE's reward; the weight
-``optimizer`` for unrolled DARTS).
+Each implements the GradientOptimizer contract (see its docstring for the call hierarchy). They use only
+``ctx.model`` (the supernet), ``ctx.trainer`` (``loss(model, batch)``; ``evaluate`` and ``metric`` for
+REINFORCE's reward; the weight ``optimizer`` for unrolled DARTS) and ``ctx.space``. Mixed ops take part
+through their own hooks (``MixedOp.before_arch_step`` / ``after_arch_step`` / ``set_temperature``), so no
+optimizer here knows a concrete mixed op.
 """
 
 from __future__ import annotations
@@ -15,25 +15,15 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..candidates.mixed import fixed_arch
-from ..candidates.mixed_gradient import GumbelSum, binary_gate_ops, rescale_binary_gates
 from ..errors import ConfigError
-from ..space import Categorical, SearchSpace, TensorParam
-from .base import OPTIMIZERS, GradientOptimizer
+from ..mixed.base import arch_step, fixed_arch, set_temperature
+from ..space import DERIVE_RULES, Categorical, SearchSpace, TensorParam
+from .base import OPTIMIZERS, ArchStepContext, GradientOptimizer
 from .cost import ExpectedCost
 
 DARTS_ADAM = {"lr": 3e-4, "betas": (0.5, 0.999), "weight_decay": 1e-3, "eps": 1e-8}
+ArchGradient = tuple[torch.Tensor, list[torch.Tensor]]  # (arch loss, its gradient per alpha)
 PROXYLESS_ADAM = {"lr": 6e-3, "betas": (0.0, 0.999), "weight_decay": 0.0, "eps": 1e-8}
-
-
-def _darts_cell(space: SearchSpace) -> dict[str, Any]:
-    from ..spaces.darts import darts_derive
-
-    return darts_derive(space)
-
-
-# how a gradient optimizer turns alphas into an arch: argmax per param, or DARTS's top-2 edges per node
-DERIVE = {"argmax": SearchSpace.derive, "darts_cell": _darts_cell}
 
 
 class AlphaOptimizer(GradientOptimizer):
@@ -43,10 +33,10 @@ class AlphaOptimizer(GradientOptimizer):
 
     def __init__(self, space: SearchSpace, seed: int | None = 0, lr: float | None = None,
                  betas: Sequence[float] | None = None, weight_decay: float | None = None, eps: float | None = None,
-                 derive: str = "argmax", cost: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
+                 derive: str | None = None, cost: Mapping[str, Any] | None = None, **kwargs: Any) -> None:
         super().__init__(space, seed, **kwargs)
-        if derive not in DERIVE:
-            raise ConfigError(f"{type(self).__name__}: derive must be one of {sorted(DERIVE)}, got {derive!r}")
+        if derive is not None and derive not in DERIVE_RULES:
+            raise ConfigError(f"{type(self).__name__}: derive must be one of {DERIVE_RULES.names()}, got {derive!r}")
         self.derive = derive
         self.cost = ExpectedCost.from_config(cost)
         d = self.adam_defaults
@@ -68,8 +58,8 @@ class AlphaOptimizer(GradientOptimizer):
         """Hook: add TensorParams the optimizer needs before Adam is built."""
 
     def best(self) -> dict[str, Any]:
-        """The arch the alphas imply: argmax per param, or the DARTS cell rule (``derive: darts_cell``)."""
-        return DERIVE[self.derive](self.space)
+        """The arch the alphas imply, by the ``derive`` rule (default: the space's own, e.g. argmax)."""
+        return self.space.derive() if self.derive is None else DERIVE_RULES.get(self.derive)(self.space)
 
     def next(self, n: int = 1) -> list[dict[str, Any]]:
         return [self.best()]
@@ -89,7 +79,7 @@ class AlphaOptimizer(GradientOptimizer):
         self.arch_steps += 1
 
     @staticmethod
-    def _loss(exp: Any, batch: Any) -> torch.Tensor:
+    def _loss(exp: ArchStepContext, batch: Any) -> torch.Tensor:
         was = exp.model.training
         exp.model.train()  # arch steps use batch statistics, as the weight steps do
         try:
@@ -97,14 +87,18 @@ class AlphaOptimizer(GradientOptimizer):
         finally:
             exp.model.train(was)
 
-    def step_arch(self, exp: Any, train_batch: Any, valid_batch: Any) -> dict[str, float]:
-        """One Adam step on the alphas along the gradient of ``arch_loss`` (+ the expected-cost term)."""
-        loss, grads = self.arch_gradient(exp, train_batch, valid_batch)
-        stats = {"arch_loss": float(loss.detach())}
-        self._apply(self._with_cost(exp, grads, stats))
+    def step_arch(self, exp: ArchStepContext, train_batch: Any, valid_batch: Any) -> dict[str, float]:
+        """One Adam step on the alphas along the gradient of ``arch_loss`` (+ the expected-cost term), between
+        the mixed ops' ``before_arch_step`` and ``after_arch_step`` hooks (BinaryGate's rescale)."""
+        with arch_step(exp.model) as op_stats:
+            loss, grads = self.arch_gradient(exp, train_batch, valid_batch)
+            stats = {"arch_loss": float(loss.detach())}
+            self._apply(self._with_cost(exp, grads, stats))
+        stats.update(op_stats)
         return stats
 
-    def _with_cost(self, exp: Any, grads: list[torch.Tensor], stats: dict[str, float]) -> list[torch.Tensor]:
+    def _with_cost(self, exp: ArchStepContext, grads: list[torch.Tensor],
+                   stats: dict[str, float]) -> list[torch.Tensor]:
         """Add the gradient of the ``cost`` option's term (ProxylessNAS-style hardware loss) to ``grads``."""
         if self.cost is None:
             return grads
@@ -112,7 +106,7 @@ class AlphaOptimizer(GradientOptimizer):
         stats[f"arch_{self.cost.metric}"] = expected
         return [g + c for g, c in zip(grads, _grads_or_zero(term, self.params))]
 
-    def arch_gradient(self, exp: Any, train_batch: Any, valid_batch: Any) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    def arch_gradient(self, exp: ArchStepContext, train_batch: Any, valid_batch: Any) -> ArchGradient:
         """(loss, gradient of the alphas) of one step; the default is the first-order one on the valid batch."""
         loss = self._loss(exp, valid_batch)
         return loss, self._grads(loss)
@@ -150,14 +144,14 @@ class DARTS(AlphaOptimizer):
         super().__init__(space, seed, **kwargs)
         self.unrolled, self.one_level, self.xi, self.r = bool(unrolled), bool(one_level), xi, float(r)
 
-    def arch_gradient(self, exp: Any, train_batch: Any, valid_batch: Any) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    def arch_gradient(self, exp: ArchStepContext, train_batch: Any, valid_batch: Any) -> ArchGradient:
         batch = train_batch if self.one_level else valid_batch
         if not self.unrolled:
             loss = self._loss(exp, batch)
             return loss, self._grads(loss)
         return self._unrolled(exp, train_batch, batch)
 
-    def _unrolled(self, exp: Any, train_batch: Any, valid_batch: Any) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    def _unrolled(self, exp: ArchStepContext, train_batch: Any, valid_batch: Any) -> ArchGradient:
         model: nn.Module = exp.model
         weights = [p for p in model.parameters() if p.requires_grad]
         wopt = exp.trainer.optimizer
@@ -210,42 +204,27 @@ def _grads_or_zero(loss: torch.Tensor, params: Sequence[torch.Tensor]) -> list[t
     return [torch.zeros_like(p) if g is None else g.detach() for p, g in zip(params, got)]
 
 
-@OPTIMIZERS.register("DirectGrad")
-class DirectGrad(AlphaOptimizer):
-    """One-level: alphas follow the gradient of the training loss (on the train batch), as the weights do."""
-
-    def arch_gradient(self, exp: Any, train_batch: Any, valid_batch: Any) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        loss = self._loss(exp, train_batch)
-        return loss, self._grads(loss)
-
-
-@OPTIMIZERS.register("DirectGradBiLevel")
-class DirectGradBiLevel(AlphaOptimizer):
-    """Bi-level first order: alphas follow the gradient of the loss on the held-out (valid) batch."""
+OPTIMIZERS.alias("DirectGrad", "DARTS", one_level=True,
+                 doc="One-level first-order DARTS: alphas follow the training-batch gradient, as the weights do.")
+OPTIMIZERS.alias("DirectGradBiLevel", "DARTS",
+                 doc="Bi-level first-order DARTS: alphas follow the gradient on the held-out (valid) batch.")
 
 
 @OPTIMIZERS.register("BinaryGate")
 class BinaryGate(AlphaOptimizer):
     """ProxylessNAS gradient (Proxyless-G): Adam on alphas with the two-path binary-gate gradient on the valid
-    batch, then the rescale that keeps unsampled alphas fixed (use mixed_op BinaryGate)."""
+    batch; the BinaryGate mixed ops rescale their alphas after each step (use mixed_op BinaryGate)."""
 
     adam_defaults = PROXYLESS_ADAM
-
-    def step_arch(self, exp: Any, train_batch: Any, valid_batch: Any) -> dict[str, float]:
-        for op in binary_gate_ops(exp.model):
-            op.involved = []  # paths sampled by weight steps are not this update's
-        before = {id(p): p.detach().clone() for p in self.params}
-        loss, grads = self.arch_gradient(exp, train_batch, valid_batch)
-        stats = {"arch_loss": float(loss.detach())}
-        self._apply(self._with_cost(exp, grads, stats))
-        stats["rescaled"] = float(rescale_binary_gates(exp.model, before))
-        return stats
+    default_mixed_op = "BinaryGate"
 
 
 @OPTIMIZERS.register("GumbelAnnealing")
 class GumbelAnnealing(AlphaOptimizer):
     """SNAS: alphas trained through GumbelSum weights; temperature = max(min_temperature,
     temperature * anneal_rate ** epoch), set on every GumbelSum op. One-level (train batch) by default."""
+
+    default_mixed_op = "GumbelSum"
 
     def __init__(self, space: SearchSpace, seed: int | None = 0, temperature: float = 1.0,
                  min_temperature: float = 0.03, anneal_rate: float = 0.97, one_level: bool = True,
@@ -263,27 +242,24 @@ class GumbelAnnealing(AlphaOptimizer):
         return max(self.min_temperature, self.temperature0 * self.anneal_rate ** self.epoch)
 
     def set_temperature(self, model: nn.Module) -> int:
-        """Set the current temperature on every GumbelSum op of ``model``; returns how many."""
-        ops = [m for m in model.modules() if isinstance(m, GumbelSum)]
-        for m in ops:
-            m.temperature = self.temperature
-        return len(ops)
+        """Give the current temperature to every mixed op of ``model`` that samples with one; how many."""
+        return set_temperature(model, self.temperature)
 
-    def arch_gradient(self, exp: Any, train_batch: Any, valid_batch: Any) -> tuple[torch.Tensor, list[torch.Tensor]]:
+    def arch_gradient(self, exp: ArchStepContext, train_batch: Any, valid_batch: Any) -> ArchGradient:
         self.set_temperature(exp.model)
         loss = self._loss(exp, train_batch if self.one_level else valid_batch)
         return loss, self._grads(loss)
 
-    def on_epoch_end(self, exp: Any, epoch: int) -> None:
+    def on_epoch_end(self, exp: ArchStepContext, epoch: int) -> None:
         self.epoch = epoch + 1
         self.set_temperature(exp.model)
 
-    def on_start(self, exp: Any) -> None:
+    def on_start(self, exp: ArchStepContext) -> None:
         """The search begins: its weight steps run at this optimizer's temperature, not the ops' initial one."""
         self.started = True
         self.set_temperature(exp.model)
 
-    def on_resume(self, exp: Any) -> None:
+    def on_resume(self, exp: ArchStepContext) -> None:
         """The temperature lives on the ops, not in a checkpoint: set it again after a resume (not before the
         search has started: a warm-up stage before it runs at the ops' own temperature, as it did first)."""
         if self.started or self.epoch:
@@ -306,6 +282,7 @@ class REINFORCE(AlphaOptimizer):
     (``fixed_weight_steps``), so they train archs drawn from the policy."""
 
     adam_defaults = PROXYLESS_ADAM
+    default_mixed_op = "Index"
     fixed_weight_steps = True  # the SuperNet estimator trains the weights under fixed_arch(exp.model)
 
     def __init__(self, space: SearchSpace, seed: int | None = 0, reward: str = "acc", baseline_decay: float = 0.99,
@@ -327,7 +304,7 @@ class REINFORCE(AlphaOptimizer):
             if isinstance(p, Categorical) and name not in have:
                 self.space.add(TensorParam(f"{name}.alpha", (len(p.choices),), categorical=name))
 
-    def _reward(self, exp: Any, batch: Any) -> float:
+    def _reward(self, exp: ArchStepContext, batch: Any) -> float:
         """The reward of the applied arch on ``batch``, computed by the trainer (so step_fn, eval_fn and
         Regression work), with batch statistics as in the weight steps."""
         if self.reward == "neg_loss":
@@ -339,7 +316,7 @@ class REINFORCE(AlphaOptimizer):
                               f"gave {sorted(metrics)}; use reward: neg_loss")
         return float(metrics[metric])
 
-    def step_arch(self, exp: Any, train_batch: Any, valid_batch: Any) -> dict[str, float]:
+    def step_arch(self, exp: ArchStepContext, train_batch: Any, valid_batch: Any) -> dict[str, float]:
         grads = {n: torch.zeros_like(self.space[n].value) for n in self.policy.values()}
         rewards = []
         model = exp.model
@@ -395,5 +372,4 @@ class _BatchStats(nn.Module):
         return self.model(*args, **kwargs)
 
 
-__all__ = ["DARTS", "AlphaOptimizer", "BinaryGate", "DirectGrad", "DirectGradBiLevel", "GumbelAnnealing",
-           "REINFORCE"]
+__all__ = ["DARTS", "AlphaOptimizer", "BinaryGate", "GumbelAnnealing", "REINFORCE"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -51,8 +52,10 @@ class NSGA2(DiscreteOptimizer):
 
     # --- selection ----------------------------------------------------------------------------------
     def _points(self, rs: Sequence[Result]) -> tuple[list[list[float]], list[float]]:
-        return ([objective_values(r.metrics, self.objectives) for r in rs],
-                [total_violation(r.metrics, self.constraints) for r in rs])
+        # a failed evaluation: worst on every objective and infinitely infeasible, so it is cut first
+        worst = [-math.inf] * len(self.objectives)
+        return ([worst if r.failed else objective_values(r.metrics, self.objectives) for r in rs],
+                [math.inf if r.failed else total_violation(r.metrics, self.constraints) for r in rs])
 
     def _environmental(self, pool: list[Result]) -> list[Result]:
         """Cut ``pool`` to ``population`` by non-dominated rank, then crowding distance; records the ranks."""

@@ -74,16 +74,20 @@ class ModelBased(DiscreteOptimizer):
             return self._model
         import xgboost as xgb
 
-        X = encode(self.params, [r.arch for r in self.history])
-        scores = np.array([self.score(r) for r in self.history], dtype=np.float64)
+        ok = [r for r in self.history if not r.failed]  # a failed evaluation says nothing about its metric
+        if not ok:
+            self._model, self._fitted_on = None, len(self.history)
+            return None
+        X = encode(self.params, [r.arch for r in ok])
+        scores = np.array([self.score(r) for r in ok], dtype=np.float64)
         if self.objective_kind == "ranking":
             y = np.argsort(np.argsort(scores, kind="stable"), kind="stable").astype(np.float64)  # ranks
             model = xgb.XGBRanker(objective="rank:pairwise", **self.xgb_params)
             model.fit(X, y, qid=np.zeros(len(y), dtype=np.int64))
         else:
-            feas = np.array([total_violation(r.metrics, self.constraints) == 0 for r in self.history])
+            feas = np.array([total_violation(r.metrics, self.constraints) == 0 for r in ok])
             if not feas.all():  # infeasible: below the worst feasible by their violation, not at -1e30
-                viol = np.array([total_violation(r.metrics, self.constraints) for r in self.history])
+                viol = np.array([total_violation(r.metrics, self.constraints) for r in ok])
                 base = scores[feas].min() - max(1.0, float(scores[feas].std())) if feas.any() else 0.0
                 scores[~feas] = base - viol[~feas]
             model = xgb.XGBRegressor(objective="reg:squarederror", **self.xgb_params)
@@ -93,7 +97,10 @@ class ModelBased(DiscreteOptimizer):
 
     def predict(self, archs: Sequence[Mapping[str, Any]]) -> np.ndarray:
         """Surrogate scores of ``archs`` (higher is better)."""
-        return np.asarray(self._fit().predict(encode(self.params, archs)), dtype=np.float64)
+        model = self._fit()
+        if model is None:  # nothing but failures so far: no preference
+            return np.zeros(len(archs), dtype=np.float64)
+        return np.asarray(model.predict(encode(self.params, archs)), dtype=np.float64)
 
     # --- acquisition --------------------------------------------------------------------------------
     def _candidates(self) -> list[tuple[float, Arch]]:

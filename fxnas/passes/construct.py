@@ -9,9 +9,10 @@ import torch
 import torch.fx as fx
 from torch import nn
 
-from ..candidates.mixed import MIXED_OPS
 from ..candidates.registry import build_candidate
+from ..compat import fake_tensor_mode, own_tensors
 from ..errors import ConfigError, ShapeError
+from ..mixed.base import MIXED_OPS
 from ..slot import Slot, SlotSpec
 from ..space import Categorical, SearchSpace
 from ..supernet import replace_submodule, slots
@@ -33,6 +34,10 @@ def candidate_names(candidates: CandidatesLike, spec: SlotSpec) -> list[str]:
         names = list(candidates)
     if not names:
         raise ConfigError(f"slot {spec.name!r} got an empty candidate list")
+    dup = sorted({n for n in names if names.count(n) > 1})
+    if dup:
+        raise ConfigError(f"slot {spec.name!r}: candidates list {', '.join(dup)} more than once; each candidate is "
+                          f"one choice (a duplicate would double the space without a new arch)")
     return names
 
 
@@ -41,12 +46,11 @@ def _meta_output_shape(module: nn.Module, in_shape: Sequence[int]) -> tuple[int,
     saved = []
     try:
         for mod in module.modules():
-            for store in (mod._parameters, mod._buffers):
-                for k, v in store.items():
-                    if v is not None:
-                        saved.append((store, k, v))
-                        meta = torch.empty_like(v, device="meta")
-                        store[k] = nn.Parameter(meta, v.requires_grad) if isinstance(v, nn.Parameter) else meta
+            for store, k, v in own_tensors(mod):
+                if v is not None:
+                    saved.append((store, k, v))
+                    meta = torch.empty_like(v, device="meta")
+                    store[k] = nn.Parameter(meta, v.requires_grad) if isinstance(v, nn.Parameter) else meta
         with torch.no_grad():
             return tuple(module(torch.empty(tuple(in_shape), device="meta")).shape)
     finally:
@@ -55,9 +59,7 @@ def _meta_output_shape(module: nn.Module, in_shape: Sequence[int]) -> tuple[int,
 
 
 def _fake_output_shape(module: nn.Module, in_shape: Sequence[int]) -> tuple[int, ...]:
-    from torch._subclasses.fake_tensor import FakeTensorMode
-
-    with FakeTensorMode(allow_non_fake_inputs=True) as mode:
+    with fake_tensor_mode() as mode:
         return tuple(module(mode.from_tensor(torch.empty(tuple(in_shape)))).shape)
 
 
@@ -102,9 +104,14 @@ def construct(
     check: bool = True,
     mixed_op_args: Mapping[str, Any] | None = None,
 ) -> SearchSpace:
-    """Replace every Slot in ``gm`` with a mixed op over its candidates; params may be shared by name."""
+    """Replace every Slot in ``gm`` with a mixed op over its candidates; params may be shared by name.
+
+    ``mixed_op`` names a MIXED_OPS entry and ``mixed_op_args`` its options (checked before any slot is built).
+    """
     space = space if space is not None else SearchSpace()
-    op_cls = MIXED_OPS.get(mixed_op)
+    op_spec = {"type": mixed_op, **(mixed_op_args or {})}
+    internal = {k: None for k in MIXED_OPS.internal}
+    MIXED_OPS.check(op_spec, where="construct.mixed_op", inject=internal)
     inner: dict[int, str] = {}  # id(slot inside a built candidate) -> "<outer param>.<candidate>.<path>"
     for _ in range(MAX_NESTING):  # candidates may hold slots (hierarchical spaces): lower them in turn
         pending = {p: s for p, s in slots(gm).items() if _still_at(gm, p, s)}
@@ -125,7 +132,8 @@ def construct(
             for cname, cand in built.items():
                 for sub, s in slots(cand).items():
                     inner[id(s)] = f"{pname}.{cname}.{sub}"
-            op = op_cls(built, param, space, name=path, **(mixed_op_args or {}))
+            op = MIXED_OPS.build(op_spec, where="construct.mixed_op",
+                                 inject={"candidates": built, "param": param, "space": space, "name": path})
             replace_submodule(gm, path, op)
     else:
         raise ConfigError(f"slots nested deeper than {MAX_NESTING} levels; does a candidate contain itself?")

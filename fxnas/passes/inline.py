@@ -24,11 +24,11 @@ def default_should_inline(m: nn.Module) -> bool:
 
 def _container_from(sub: fx.GraphModule) -> nn.Module:
     box = nn.Module()
-    for k, v in sub._modules.items():
+    for k, v in sub.named_children():
         box.add_module(k, v)
-    for k, v in sub._parameters.items():
+    for k, v in sub.named_parameters(recurse=False):
         box.register_parameter(k, v)
-    for k, v in sub._buffers.items():
+    for k, v in sub.named_buffers(recurse=False):
         box.register_buffer(k, v)
     for k, v in vars(sub).items():  # get_attr targets that are plain tensor attributes
         if isinstance(v, torch.Tensor) and not hasattr(box, k):

@@ -9,9 +9,10 @@ from typing import Any
 import torch.fx as fx
 from torch import nn
 
-from ..candidates.mixed import MixedOp
+from ..choice import ChoiceModule
+from ..compat import forget_tracer_class
 from ..errors import FxnasError
-from ..supernet import detach_space, mixed_ops, replace_submodule, slots, space_of
+from ..supernet import detach_space, iter_modules, replace_submodule, space_of
 from .inline import inline_modules
 
 
@@ -19,19 +20,19 @@ def _is_fxnas(m: nn.Module) -> bool:
     return type(m).__module__.startswith("fxnas.")
 
 
-def lower_choices(net: fx.GraphModule) -> None:
-    """Replace each mixed op by its chosen candidate (and each unlowered Slot by its original) in place."""
-    for path, op in mixed_ops(net).items():
-        if path and isinstance(op, MixedOp):
-            try:
-                net.get_submodule(path)
-            except AttributeError:
-                continue  # inside an already-replaced parent
-            replace_submodule(net, path, op.chosen())
-    for path, slot in slots(net).items():
-        if slot.original is None:
-            raise FxnasError(f"slot {path!r} was never lowered and has no original module")
-        replace_submodule(net, path, slot.original)
+def lower_choices(net: nn.Module) -> int:
+    """Replace each outermost ChoiceModule by what its ``materialize()`` gives, in place; how many."""
+    done: list[str] = []
+    for path, choice in list(iter_modules(net, ChoiceModule)):
+        if not path or any(path.startswith(d + ".") for d in done):
+            continue  # the root, or inside a choice replaced in this round (its own inner choices come next)
+        try:
+            new = choice.materialize()
+        except ValueError as exc:
+            raise FxnasError(f"{path}: {exc}") from None
+        replace_submodule(net, path, new)
+        done.append(path)
+    return len(done)
 
 
 def materialize(supernet: fx.GraphModule, arch: Mapping[str, Any] | None = None) -> fx.GraphModule:
@@ -39,16 +40,16 @@ def materialize(supernet: fx.GraphModule, arch: Mapping[str, Any] | None = None)
     net = copy.deepcopy(supernet)
     space = space_of(net)
     space.apply(space.derive() if arch is None else arch)
-    # nested mixed ops (candidates holding slots) resolve outermost first, so repeat until none remain
-    while mixed_ops(net) or slots(net):
-        lower_choices(net)
+    # nested choices (candidates holding slots) resolve outermost first, so repeat until none remain
+    while lower_choices(net):
+        pass
     detach_space(net)
     inline_modules(net, strict=_is_fxnas)
     leftovers = [n for n, m in net.named_modules() if _is_fxnas(m)]
     if leftovers:
         raise FxnasError(f"materialize left fxnas modules at {leftovers[:5]}; they could not be traced")
     # the graph remembers fxnas's tracer class; pickles would then import fxnas, so use fx's own
-    net.graph._tracer_cls = None
+    forget_tracer_class(net.graph)
     out = fx.GraphModule(net, net.graph, class_name="Subnet")
     out.train(supernet.training)
     return out

@@ -28,7 +28,9 @@ from ..candidates.darts_ops import FactorizedReduce
 from ..candidates.ops import relu_conv_bn
 from ..errors import ConfigError
 from ..slot import SlotSpec
-from ..space import Categorical, SearchSpace
+from ..space import DERIVE_RULES, Categorical, SearchSpace
+from ..supernet import space_of
+from .registry import SPACES
 
 DARTS_CANDIDATES = ["NIL", "MAX3", "AVG3", "IDT", "SEP3", "SEP5", "DIL3", "DIL5"]
 # fxnas candidate names -> the primitive names of the DARTS code (for genotypes)
@@ -131,14 +133,20 @@ def darts_param_name(layers: int) -> Callable[[SlotSpec], str]:
     return name
 
 
+@SPACES.register("darts")
 def darts_supernet(C: int = 16, layers: int = 8, num_classes: int = 10,
                    input_shape: Sequence[int] = (1, 3, 32, 32), mixed_op: str = "SoftmaxSum",
                    candidates: Sequence[str] = tuple(DARTS_CANDIDATES), steps: int = 4, multiplier: int = 4,
                    stem_multiplier: int = 3, mixed_op_args: Mapping[str, Any] | None = None) -> fx.GraphModule:
-    """The DARTS search space as a supernet: ``DartsNetwork`` with every Edge searched over ``candidates``."""
+    """The DARTS search space as a supernet: ``DartsNetwork`` with every Edge searched over ``candidates``.
+
+    Its space derives archs by the DARTS cell rule (``darts_cell``: two strongest edges per node).
+    """
     model = DartsNetwork(C, num_classes, layers, steps, multiplier, stem_multiplier, in_channels=input_shape[1])
-    return searchify(model, pattern=Edge, candidates=list(candidates), example_inputs=torch.randn(*input_shape),
-                     mixed_op=mixed_op, param_name=darts_param_name(layers), mixed_op_args=mixed_op_args)
+    net = searchify(model, pattern=Edge, candidates=list(candidates), example_inputs=torch.randn(*input_shape),
+                    mixed_op=mixed_op, param_name=darts_param_name(layers), mixed_op_args=mixed_op_args)
+    space_of(net).derive_rule = "darts_cell"
+    return net
 
 
 def _edge_weights(space: SearchSpace, name: str) -> torch.Tensor:
@@ -159,12 +167,13 @@ def cell_steps(space: SearchSpace) -> int:
     return steps
 
 
+@DERIVE_RULES.register("darts_cell")
 def darts_derive(space: SearchSpace, steps: int | None = None, none: str = "NIL", keep: int = 2) -> dict[str, Any]:
     """The DARTS discretisation: per node keep the ``keep`` incoming edges whose best non-``none`` op is
-    strongest, each with that op; the other edges become ``none``. Other params take their argmax (derive).
+    strongest, each with that op; the other edges become ``none``. Other params take their argmax.
     ``steps`` (nodes per cell) defaults to what the space's edge count implies."""
     steps = cell_steps(space) if steps is None else steps
-    arch = space.derive()
+    arch = space.argmax()
     for kind in ("normal", "reduce"):
         if f"{kind}.e0" not in space:
             continue

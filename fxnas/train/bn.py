@@ -7,18 +7,18 @@ from typing import Any
 
 import torch
 from torch import nn
-from torch.nn.modules.batchnorm import _BatchNorm
 from torch.utils.data import DataLoader
 
+from ..compat import BatchNormBase
 from ..rng import preserved_rng
 from .trainer import to_device
 
 BNState = dict[str, dict[str, torch.Tensor]]
 
 
-def batchnorms(model: nn.Module) -> dict[str, _BatchNorm]:
+def batchnorms(model: nn.Module) -> dict[str, BatchNormBase]:
     """Every BatchNorm module that tracks running statistics, by path."""
-    return {n: m for n, m in model.named_modules() if isinstance(m, _BatchNorm) and m.track_running_stats}
+    return {n: m for n, m in model.named_modules() if isinstance(m, BatchNormBase) and m.track_running_stats}
 
 
 def bn_state(model: nn.Module) -> BNState:

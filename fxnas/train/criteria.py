@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import copy
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError
+from ..options import FilePath
 from ..registry import Registry
 
 CRITERIA = Registry("criterion")
@@ -108,32 +109,41 @@ class Auxiliary(Criterion):
 
 
 def load_module(ref: str | nn.Module, weights: str | None = None) -> nn.Module:
-    """A model from a module, a saved module / TorchScript file, or a ``file.py:fn`` builder (+ weights)."""
+    """A teacher model without unpickling code: a module; a TorchScript file (``.ts``/``.pt``); a
+    ``torch.export`` program (``.pt2``); or a ``file.py:fn`` builder whose ``weights`` (a state dict) are loaded
+    with ``torch.load(weights_only=True)``."""
     if isinstance(ref, nn.Module):
         model = ref
-    elif isinstance(ref, str) and ref.endswith((".pt", ".pth", ".ts")) and os.path.exists(ref):
+    elif isinstance(ref, str) and ref.endswith(".pt2"):
+        if not os.path.exists(ref):
+            raise ConfigError(f"teacher program {ref!r} does not exist")
+        try:
+            model = torch.export.load(ref).module()
+        except Exception as exc:
+            raise ConfigError(f"teacher {ref!r} is not a torch.export program ({type(exc).__name__}: {exc})") from None
+    elif isinstance(ref, str) and ref.endswith((".pt", ".pth", ".ts")):
+        if not os.path.exists(ref):
+            raise ConfigError(f"teacher file {ref!r} does not exist")
         try:
             model = torch.jit.load(ref, map_location="cpu")
         except (RuntimeError, ValueError):
-            # a whole pickled module: the user's own local file, so unpickling it is their trust decision
-            model = torch.load(ref, map_location="cpu", weights_only=False)
-        if not isinstance(model, nn.Module):
-            raise ConfigError(f"{ref} holds a {type(model).__name__}, not a model; save the module itself, "
-                              f"or give 'file.py:fn' building it plus weights: {ref}")
+            raise ConfigError(f"teacher {ref!r} is not a TorchScript file; a pickled module is not loaded (it could "
+                              f"run code): save the teacher with torch.jit.save / torch.export.save, or give "
+                              f"'file.py:fn' building it plus weights: its state dict") from None
     elif isinstance(ref, str) and ":" in ref:
-        from .data import load_object
+        from ..userobj import load_object
 
         obj = load_object(ref)
         model = obj() if not isinstance(obj, nn.Module) else obj
         if not isinstance(model, nn.Module):
             raise ConfigError(f"{ref} built a {type(model).__name__}, not an nn.Module")
     else:
-        raise ConfigError(f"teacher must be an nn.Module, an existing .pt/.pth file or 'file.py:fn'; got {ref!r}")
+        raise ConfigError(f"teacher must be an nn.Module, a TorchScript .pt/.ts file, a torch.export .pt2 file or "
+                          f"'file.py:fn'; got {ref!r}")
     if weights is not None:
-        if not os.path.exists(weights):
-            raise ConfigError(f"weights file {weights!r} does not exist")
-        state = torch.load(weights, map_location="cpu", weights_only=True)
-        model.load_state_dict(state.get("state_dict", state) if isinstance(state, dict) else state)
+        from ..modelfile import load_weights
+
+        load_weights(model, weights)
     return model
 
 
@@ -141,11 +151,15 @@ def load_module(ref: str | nn.Module, weights: str | None = None) -> nn.Module:
 class Distillation(Criterion):
     """Knowledge distillation: adds ``weight`` x T^2 x KL(teacher/T || student/T) (Hinton et al.)."""
 
-    def __init__(self, teacher: str | nn.Module, temperature: float = 4.0, weight: float = 1.0,
-                 weights: str | None = None) -> None:
+    def __init__(self, teacher: FilePath | nn.Module, temperature: float = 4.0, weight: float = 1.0,
+                 weights: FilePath | None = None) -> None:
         if temperature <= 0:
             raise ConfigError(f"Distillation temperature must be > 0, got {temperature}")
-        self.teacher = load_module(teacher, weights).eval()
+        self.teacher = load_module(teacher, weights)
+        try:
+            self.teacher.eval()
+        except NotImplementedError:  # a torch.export program runs as exported; it has no train/eval switch
+            pass
         for p in self.teacher.parameters():
             p.requires_grad_(False)
         self.temperature, self.weight = float(temperature), float(weight)
@@ -205,23 +219,11 @@ class CriterionChain:
         return f"CriterionChain({self.criteria})"
 
 
-def build_criterion(spec: CriterionSpec) -> Criterion:
-    """One criterion from a Criterion, a registry name, ``{type, options}`` or ``{type, **options}``."""
+def build_criterion(spec: CriterionSpec, where: str = "criteria") -> Criterion:
+    """One criterion from a Criterion or a CRITERIA spec (a name, ``{type, options}`` or ``{type, **options}``)."""
     if isinstance(spec, Criterion):
         return spec
-    if isinstance(spec, str):
-        return CRITERIA.get(spec)()
-    if isinstance(spec, Mapping):
-        if "type" not in spec:
-            raise ConfigError(f"a criterion is {{type: NAME, options: {{...}}}} (or {{type: NAME, option: value}}); "
-                              f"got keys {sorted(spec)}. Valid types: {', '.join(CRITERIA.names())}")
-        cls = CRITERIA.get(spec["type"])
-        opts = {**dict(spec.get("options") or {}), **{k: v for k, v in spec.items() if k not in ("type", "options")}}
-        try:
-            return cls(**opts)
-        except TypeError as e:
-            raise ConfigError(f"criterion {spec['type']}: {e}") from None
-    raise ConfigError(f"cannot build a criterion from {type(spec).__name__}: give a name or {{type, options}}")
+    return CRITERIA.build(spec, where=where)
 
 
 def build_criteria(spec: CriterionSpec = None, default: str = "CrossEntropy") -> CriterionChain:
@@ -231,5 +233,5 @@ def build_criteria(spec: CriterionSpec = None, default: str = "CrossEntropy") ->
     if spec is None:
         return CriterionChain([build_criterion(default)])
     if isinstance(spec, (list, tuple)):
-        return CriterionChain([build_criterion(s) for s in spec])
+        return CriterionChain([build_criterion(s, f"criteria.{i}") for i, s in enumerate(spec)])
     return CriterionChain([build_criterion(spec)])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import math
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -15,10 +16,11 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
-from ..errors import ConfigError
+from ..errors import ConfigError, DivergedError
 from ..registry import Registry
+from ..userobj import resolve_callable
 from .criteria import CriterionChain, CriterionSpec, build_criteria, main_output
-from .data import epoch_batches, resolve_callable, set_epoch
+from .sampling import epoch_batches, set_epoch
 
 TRAINERS = Registry("trainer")
 
@@ -43,6 +45,8 @@ class Trainer:
 
     ``step_fn(model, batch) -> loss`` replaces the default ``criteria(model(x), y)`` (non-image models);
     ``eval_fn(model, loader) -> metrics`` replaces the default evaluation. Both may be ``file.py:fn`` strings.
+    A step whose loss or gradient is not finite is skipped (the weights are not touched) and counted as
+    ``diverged``; after ``max_diverged_steps`` such steps in a row training stops with DivergedError.
     """
 
     metric = "acc"  # the metric estimators and optimizers maximise
@@ -52,15 +56,16 @@ class Trainer:
                  nesterov: bool = False, scheduler: str = "cosine", grad_clip: float | None = 5.0,
                  criteria: CriterionSpec = None, device: str | torch.device = "cpu",
                  step_fn: StepFn | str | None = None, eval_fn: EvalFn | str | None = None,
-                 max_steps_per_epoch: int | None = None, lr_min: float = 0.0) -> None:
+                 max_steps_per_epoch: int | None = None, lr_min: float = 0.0, max_diverged_steps: int = 10) -> None:
         if scheduler not in ("cosine", "none"):
             raise ConfigError(f"scheduler must be 'cosine' or 'none', got {scheduler!r}")
-        if epochs < 0 or lr <= 0:
-            raise ConfigError(f"trainer needs epochs >= 0 and lr > 0, got epochs={epochs}, lr={lr}")
+        if epochs < 0 or lr <= 0 or max_diverged_steps < 1:
+            raise ConfigError(f"trainer needs epochs >= 0, lr > 0 and max_diverged_steps >= 1, got epochs={epochs}, "
+                              f"lr={lr}, max_diverged_steps={max_diverged_steps}")
         self.options = dict(epochs=epochs, lr=lr, momentum=momentum, weight_decay=weight_decay, nesterov=nesterov,
                             scheduler=scheduler, grad_clip=grad_clip, criteria=criteria, device=device,
                             step_fn=step_fn, eval_fn=eval_fn, max_steps_per_epoch=max_steps_per_epoch,
-                            lr_min=lr_min)
+                            lr_min=lr_min, max_diverged_steps=max_diverged_steps)
         self.epochs, self.lr, self.lr_min = int(epochs), float(lr), float(lr_min)
         self.momentum, self.weight_decay, self.nesterov = momentum, weight_decay, nesterov
         self.scheduler_name, self.grad_clip = scheduler, grad_clip
@@ -69,6 +74,8 @@ class Trainer:
         self.step_fn = resolve_callable(step_fn)
         self.eval_fn = resolve_callable(eval_fn)
         self.max_steps_per_epoch = max_steps_per_epoch
+        self.max_diverged_steps = int(max_diverged_steps)
+        self.diverged_in_a_row = 0
         self.optimizer: torch.optim.Optimizer | None = None
         self.scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
         self.steps_per_epoch = 0
@@ -116,21 +123,43 @@ class Trainer:
         return self.criteria(model(x), y, x, model)
 
     def train_step(self, model: nn.Module, batch: Any) -> dict[str, float]:
-        """One SGD step: zero_grad, loss, backward, clip, step (and scheduler step); returns {"loss"}."""
+        """One SGD step: zero_grad, loss, backward, clip, step (and scheduler step); returns {"loss"}.
+
+        A non-finite loss or gradient skips the step and returns {"diverged": 1.0}; the scheduler still moves
+        on, so a skipped step costs one step of the schedule.
+        """
         if self.optimizer is None:
             raise ConfigError("call trainer.configure(model, steps_per_epoch) before train_step")
         self.optimizer.zero_grad(set_to_none=True)
         loss = self.loss(model, batch)
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"training loss became {loss.item()}; lower lr (now {self.current_lr():.3g})")
-        loss.backward()
-        if self.grad_clip:
+        finite = bool(torch.isfinite(loss))
+        if finite:
+            loss.backward()
             params = [p for g in self.optimizer.param_groups for p in g["params"]]
-            nn.utils.clip_grad_norm_(params, self.grad_clip)
-        self.optimizer.step()
+            if self.grad_clip:
+                norm = nn.utils.clip_grad_norm_(params, self.grad_clip)
+            else:
+                grads = [p.grad.detach().norm() for p in params if p.grad is not None]
+                norm = torch.norm(torch.stack(grads)) if grads else torch.zeros(())
+            finite = bool(torch.isfinite(norm))
+        if finite:
+            self.optimizer.step()
+        else:
+            self.optimizer.zero_grad(set_to_none=True)
         if self.scheduler is not None:
-            self.scheduler.step()
-        return {"loss": float(loss.detach())}
+            with warnings.catch_warnings():  # a skipped step still moves the schedule on, on purpose
+                warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler\.step\(\)`")
+                self.scheduler.step()
+        if finite:
+            self.diverged_in_a_row = 0
+            return {"loss": float(loss.detach())}
+        self.diverged_in_a_row += 1
+        if self.diverged_in_a_row >= self.max_diverged_steps:
+            self.diverged_in_a_row = 0
+            raise DivergedError(f"training diverged: {self.max_diverged_steps} steps in a row had a non-finite loss "
+                                f"or gradient (last loss {float(loss.detach())}, lr {self.current_lr():.3g}); "
+                                f"lower the learning rate (trainer.lr) or raise trainer.max_diverged_steps")
+        return {"diverged": 1.0}
 
     def train_epoch(self, model: nn.Module, loader: DataLoader, epoch: int,
                     before_step: Callable[[int, Any], None] | None = None) -> dict[str, float]:
@@ -146,9 +175,11 @@ class Trainer:
                 break
             if before_step is not None:
                 before_step(i, batch)
-            total += self.train_step(model, batch)["loss"]
-            n += 1
-        return {"loss": total / max(n, 1), "steps": float(n), "lr": self.current_lr()}
+            out = self.train_step(model, batch)
+            if "loss" in out:
+                total += out["loss"]
+                n += 1
+        return {"loss": total / n if n else math.nan, "steps": float(n), "lr": self.current_lr()}
 
     def fit(self, model: nn.Module, loader: DataLoader, epochs: int | None = None,
             start_epoch: int = 0) -> list[dict[str, float]]:
@@ -157,6 +188,10 @@ class Trainer:
         if self.optimizer is None:
             self.configure(model, self.steps_for(loader), epochs=n)
         return [self.train_epoch(model, loader, e) for e in range(start_epoch, n)]
+
+    def metric_names(self) -> set[str] | None:
+        """The metrics ``evaluate`` reports (None with a user eval_fn: known only once it runs)."""
+        return None if self.eval_fn is not None else {"acc", "loss"}
 
     def current_lr(self) -> float:
         """The learning rate of the next step."""
@@ -196,7 +231,8 @@ class Trainer:
         if self.optimizer is None and self._pending_state is not None:
             return dict(self._pending_state)  # a checkpoint taken before configure() must not drop it
         return {"optimizer": self.optimizer.state_dict() if self.optimizer is not None else None,
-                "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None}
+                "scheduler": self.scheduler.state_dict() if self.scheduler is not None else None,
+                "diverged_in_a_row": self.diverged_in_a_row}
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore state_dict; before configure() it is kept and applied when configure() runs."""
@@ -207,6 +243,7 @@ class Trainer:
             self.optimizer.load_state_dict(state["optimizer"])
         if state.get("scheduler") is not None and self.scheduler is not None:
             self.scheduler.load_state_dict(state["scheduler"])
+        self.diverged_in_a_row = int(state.get("diverged_in_a_row", 0))
 
     def __repr__(self) -> str:
         opts = {k: v for k, v in self.options.items() if v is not None and k not in ("criteria",)}
@@ -229,6 +266,10 @@ class Regression(Trainer):
     metric = "neg_mse"
     default_criterion = "MSE"
 
+    def metric_names(self) -> set[str] | None:
+        """neg_mse, mse, loss, rmse (None with a user eval_fn)."""
+        return None if self.eval_fn is not None else {"neg_mse", "mse", "loss", "rmse"}
+
     def _evaluate(self, model: nn.Module, loader: DataLoader, max_steps: int | None) -> dict[str, float]:
         se, n = 0.0, 0
         for i, batch in enumerate(loader):
@@ -244,12 +285,3 @@ class Regression(Trainer):
             raise ConfigError("evaluation loader yielded no samples")
         mse = se / n
         return {"neg_mse": -mse, "mse": mse, "loss": mse, "rmse": math.sqrt(mse)}
-
-
-def build_trainer(type: str = "Classification", **options: Any) -> Trainer:
-    """The trainer registered as ``type`` with ``options``; unknown options raise ConfigError."""
-    cls = TRAINERS.get(type)
-    try:
-        return cls(**options)
-    except TypeError as e:
-        raise ConfigError(f"trainer {type}: {e}") from None

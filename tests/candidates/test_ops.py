@@ -6,8 +6,9 @@ import pytest
 import torch
 from torch import nn
 
-from fxnas.candidates import CANDIDATES, IndexMixedOp, build_candidate
+from fxnas.candidates import CANDIDATES, build_candidate
 from fxnas.errors import ShapeError
+from fxnas.mixed import IndexMixedOp
 from fxnas.passes.construct import check_shape
 from fxnas.slot import SlotSpec
 from fxnas.space import Categorical, SearchSpace

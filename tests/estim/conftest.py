@@ -6,7 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from fxnas.train import build_data
+from fxnas.train import DATASETS
 
 
 class CNN(nn.Module):
@@ -27,7 +27,7 @@ class CNN(nn.Module):
 @pytest.fixture(scope="module")
 def digits():
     """digits at 16x16, batch 32, seed 0."""
-    return build_data("digits", size=16, batch_size=32, seed=0)
+    return DATASETS.build("digits", size=16, batch_size=32, seed=0)
 
 
 class Crash(Exception):

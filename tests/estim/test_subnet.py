@@ -13,9 +13,9 @@ import fxnas
 from fxnas.errors import ConfigError
 from fxnas.estim import ESTIMATORS
 from fxnas.estim.subnet import SubNet, train_subnet
+from fxnas.experiment import Experiment
 from fxnas.optim import OPTIMIZERS
-from fxnas.routine import Experiment
-from fxnas.train import Regression, Trainer, build_data
+from fxnas.train import DATASETS, Regression, Trainer
 
 from .conftest import CNN, crash_and_resume
 
@@ -83,7 +83,7 @@ def test_subnet_registry_and_errors():
     assert ESTIMATORS.get("SubNet") is SubNet
     with pytest.raises(ConfigError, match="budget"):
         SubNet(budget=0)
-    with pytest.raises(TypeError, match="unknown options"):
+    with pytest.raises(ConfigError, match="unknown options"):
         SubNet(epoch=2)
 
 
@@ -103,7 +103,7 @@ def test_subnet_on_tabular_regression(tmp_path):
     x = torch.randn(400, 6, generator=g)
     y = torch.sin(x[:, 0]) * 2 + x[:, 1] * x[:, 2] + 0.5 * x[:, 3]
     torch.save({"X": x, "y": y}, tmp_path / "tab.pt")
-    data = build_data("tensors", path=str(tmp_path / "tab.pt"), batch_size=32, valid_fraction=0.25)
+    data = DATASETS.build("tensors", path=str(tmp_path / "tab.pt"), batch_size=32, valid_fraction=0.25)
     torch.manual_seed(0)
     net = fxnas.searchify(MLP(), pattern="linear", candidates=["ORIG", "IDT"], example_inputs=torch.randn(1, 6))
     assert len(net.space) == 3

@@ -12,11 +12,11 @@ import yaml
 from fxnas.errors import ConfigError
 from fxnas.estim import ESTIMATORS
 from fxnas.estim.table import Table
-from fxnas.nb201 import EDGE_PARAMS, load_table, nb201_space
 from fxnas.objectives import dominates, parse_objective
 from fxnas.optim import arch_key
 from fxnas.optim.discrete import Random
 from fxnas.optim.evolution import RegularizedEvolution
+from fxnas.spaces.nb201 import EDGE_PARAMS, load_table, nb201_space
 
 ALL_RCB3 = {k: "RCB3" for k in EDGE_PARAMS}
 
@@ -50,8 +50,8 @@ def test_bad_options():
 
 
 def test_search_runs_the_experiments_loop(tmp_path, monkeypatch):
+    import fxnas.experiment as routine
     import fxnas.loop
-    import fxnas.routine as routine
 
     calls = []
     loop = fxnas.loop.discrete_loop
@@ -86,7 +86,7 @@ def test_evaluator_pickles_with_its_costs():
 
 
 def _table_run(tmp_path, name, parallel=None):
-    from fxnas.routine import Experiment
+    from fxnas.experiment import Experiment
 
     opt = RegularizedEvolution(nb201_space(), seed=0, population=6, sample=3)
     exp = Experiment(space=nb201_space(), optimizer=opt,
@@ -106,7 +106,7 @@ def test_dask_process_cluster_gives_the_local_results(tmp_path):
 
 
 def test_run_in_an_experiment(tmp_path):
-    from fxnas.routine import Experiment
+    from fxnas.experiment import Experiment
 
     opt = RegularizedEvolution(nb201_space(), seed=0, population=10, sample=3)
     exp = Experiment(space=nb201_space(), optimizer=opt, estimators=[Table(budget=30, batch_size=3)],

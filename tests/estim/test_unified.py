@@ -9,8 +9,8 @@ import fxnas
 from fxnas.errors import ConfigError
 from fxnas.estim import ESTIMATORS
 from fxnas.estim.unified import Unified
+from fxnas.experiment import Experiment
 from fxnas.optim import OPTIMIZERS
-from fxnas.routine import Experiment
 from fxnas.train import Trainer
 
 from .conftest import CNN, crash_and_resume

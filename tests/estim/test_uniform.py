@@ -10,9 +10,9 @@ import fxnas
 from fxnas.errors import ConfigError
 from fxnas.estim import ESTIMATORS
 from fxnas.estim.uniform import Uniform, evaluate_shared, fixed_batches, sample_path
+from fxnas.experiment import Experiment
 from fxnas.optim import OPTIMIZERS
-from fxnas.routine import Experiment
-from fxnas.train import Trainer, build_data, recalibrate_bn
+from fxnas.train import DATASETS, Trainer, recalibrate_bn
 
 from .conftest import CNN, crash_and_resume
 
@@ -141,7 +141,7 @@ def test_uniform_on_tabular_classification(tmp_path):
     x = torch.randn(450, 5, generator=g)
     y = (x[:, 0] > 0.4).long() + (x[:, 1] + x[:, 2] > 0.5).long()  # 3 classes
     torch.save({"X": x, "y": y}, tmp_path / "tab.pt")
-    data = build_data("tensors", path=str(tmp_path / "tab.pt"), batch_size=32)
+    data = DATASETS.build("tensors", path=str(tmp_path / "tab.pt"), batch_size=32)
     assert data.num_classes == 3
     torch.manual_seed(0)
     net = fxnas.searchify(MLP(), pattern="linear", candidates=["ORIG", "IDT"], example_inputs=torch.randn(1, 5))

@@ -9,10 +9,10 @@ import pytest
 
 from fxnas.errors import ConfigError
 from fxnas.estim.table import Table
-from fxnas.nb201 import nb201_space
 from fxnas.optim import OPTIMIZERS, Result, arch_key
 from fxnas.optim.discrete import Grid, Random
 from fxnas.space import Categorical, Numerical, SearchSpace
+from fxnas.spaces.nb201 import nb201_space
 
 from .conftest import assert_deterministic_and_resumable, run_loop, toy_score, toy_space
 
@@ -87,7 +87,7 @@ def test_grid_resumable():
 
 
 def test_unknown_option_and_bad_metric():
-    with pytest.raises(TypeError, match="unknown options"):
+    with pytest.raises(ConfigError, match="unknown options"):
         Random(toy_space(), population=3)
     opt = Random(toy_space(), metric="nope")
     opt.step([Result(opt.next()[0], {"acc": 1.0})])

@@ -8,10 +8,10 @@ import pytest
 
 from fxnas.errors import ConfigError
 from fxnas.estim.table import Table
-from fxnas.nb201 import nb201_space
 from fxnas.optim import OPTIMIZERS, Result, arch_key
 from fxnas.optim.discrete import Random
 from fxnas.optim.evolution import Evolution, RegularizedEvolution
+from fxnas.spaces.nb201 import nb201_space
 
 from .conftest import assert_deterministic_and_resumable, run_loop, toy_score, toy_space
 

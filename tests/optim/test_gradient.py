@@ -12,11 +12,12 @@ from torch import nn
 import fxnas
 from fxnas.candidates.registry import CANDIDATES
 from fxnas.errors import ConfigError
+from fxnas.mixed import arch_step
 from fxnas.optim import OPTIMIZERS
 from fxnas.optim.cost import ExpectedCost
 from fxnas.optim.gradient import DARTS, GumbelAnnealing
 from fxnas.slot import SlotSpec
-from fxnas.train.trainer import build_trainer
+from fxnas.train.trainer import TRAINERS
 
 C = 4
 TARGET = {"a": "TVEC1", "b": "TVEC3"}
@@ -151,7 +152,7 @@ def test_needs_alphas() -> None:
     exp, _ = make_exp("Index")
     with pytest.raises(ConfigError, match="SoftmaxSum"):
         DARTS(exp.space)
-    with pytest.raises(TypeError, match="unknown options"):
+    with pytest.raises(ConfigError, match="unknown options"):
         OPTIMIZERS.get("BinaryGate")(make_exp("BinaryGate")[0].space, bogus=1)
 
 
@@ -236,11 +237,11 @@ def test_binary_gate_step_keeps_unsampled_alphas() -> None:
     before = [p.detach().clone() for p in opt.params]
     ops = [m for m in exp.model.modules() if type(m).__name__ == "BinaryGate"]
     exp.model.train()
-    loss = exp.trainer.loss(exp.model, batch)  # record the pairs this step will use
-    pairs = [list(op.involved) for op in ops]
-    grads = opt._grads(loss)
-    opt._apply(grads)
-    fxnas.candidates.mixed_gradient.rescale_binary_gates(exp.model, {id(p): b for p, b in zip(opt.params, before)})
+    with arch_step(exp.model) as stats:  # the BinaryGate ops' hooks: forget old pairs, then rescale
+        loss = exp.trainer.loss(exp.model, batch)  # record the pairs this step will use
+        pairs = [list(op.involved) for op in ops]
+        opt._apply(opt._grads(loss))
+    assert stats["rescaled"] == len(ops)
     for op, pair in zip(ops, pairs):
         i = [id(p) for p in opt.params].index(id(op.alpha))
         new, old = op.alpha.detach(), before[i]
@@ -264,7 +265,7 @@ class Classifier(nn.Module):
 def test_reinforce_accuracy_reward() -> None:
     x = torch.randn(8, C, 1, 1)
     sn = fxnas.searchify(Classifier(), "conv3x3", [f"TVEC{i}" for i in range(C)], x, mixed_op="Index")
-    exp = SimpleNamespace(model=sn, space=sn.space, device="cpu", trainer=build_trainer("Classification"))
+    exp = SimpleNamespace(model=sn, space=sn.space, device="cpu", trainer=TRAINERS.build("Classification"))
     opt = OPTIMIZERS.get("REINFORCE")(sn.space, seed=0)  # reward "acc" by default, as in ProxylessNAS
     assert "a.alpha" in sn.space  # Index ops have no alphas: REINFORCE adds its policy's
     logs = [opt.step_arch(exp, None, (x, torch.full((8,), 2))) for _ in range(150)]
@@ -392,7 +393,7 @@ def test_reinforce_acc_reward_goes_through_the_trainer() -> None:
         b = batches[0]
         return {"acc": float((model(b["x"]).argmax(-1) == b["y"]).float().mean()), "loss": 0.0}
 
-    trainer = build_trainer("Classification", eval_fn=eval_fn, step_fn=lambda m, b: m(b["x"]).sum())
+    trainer = TRAINERS.build("Classification", eval_fn=eval_fn, step_fn=lambda m, b: m(b["x"]).sum())
     exp = SimpleNamespace(model=sn, space=sn.space, device="cpu", trainer=trainer)
     opt = OPTIMIZERS.get("REINFORCE")(sn.space, seed=0)
     for _ in range(150):
@@ -401,7 +402,7 @@ def test_reinforce_acc_reward_goes_through_the_trainer() -> None:
     assert opt.best() == {"a": "TVEC2"}
 
     sn = fxnas.searchify(Classifier(), "conv3x3", [f"TVEC{i}" for i in range(C)], x, mixed_op="Index")
-    exp = SimpleNamespace(model=sn, space=sn.space, device="cpu", trainer=build_trainer("Regression"))
+    exp = SimpleNamespace(model=sn, space=sn.space, device="cpu", trainer=TRAINERS.build("Regression"))
     opt = OPTIMIZERS.get("REINFORCE")(sn.space, seed=0)  # reward "acc": the trainer's metric, neg_mse here
     y = F.one_hot(torch.full((8,), 1), C).float()  # TVEC1 regresses y exactly
     logs = [opt.step_arch(exp, None, (x, y)) for _ in range(150)]
@@ -415,7 +416,7 @@ def test_reinforce_reward_uses_batch_statistics() -> None:
     sn = fxnas.searchify(Classifier(), "conv3x3", [f"TVEC{i}" for i in range(C)], x, mixed_op="Index")
     modes = []
     sn.register_forward_pre_hook(lambda m, i: modes.append(m.training))
-    exp = SimpleNamespace(model=sn, space=sn.space, device="cpu", trainer=build_trainer("Classification"))
+    exp = SimpleNamespace(model=sn, space=sn.space, device="cpu", trainer=TRAINERS.build("Classification"))
     sn.eval()
     OPTIMIZERS.get("REINFORCE")(sn.space, seed=0).step_arch(exp, None, (x, torch.full((8,), 2)))
     assert modes == [True] and sn.training is False  # the mode is restored afterwards

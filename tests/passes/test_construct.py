@@ -8,8 +8,8 @@ import torch.nn.functional as F
 from conftest import randomize_bn
 
 import fxnas
-from fxnas.candidates import IndexMixedOp, SoftmaxSumMixedOp
 from fxnas.errors import ConfigError, ShapeError
+from fxnas.mixed import IndexMixedOp, SoftmaxSumMixedOp
 from fxnas.modelfile import load_model
 from fxnas.supernet import mixed_ops, slots
 
@@ -101,3 +101,12 @@ def test_construct_fixed() -> None:
 def test_searchify_requires_inputs() -> None:
     with pytest.raises(ValueError, match="example_inputs"):
         fxnas.searchify(load_model(TINY))
+
+
+def test_duplicate_candidates_and_bad_family_numbers_are_refused() -> None:
+    _, gm = slotted()
+    with pytest.raises(ConfigError, match="candidates list MB3E3 more than once"):
+        fxnas.construct(gm, ["MB3E3", "ORIG", "MB3E3"])
+    for bad, why in (("MB3E0", "expansion ratio 0"), ("NC0", "kernel size 0"), ("DW4", "kernel size 4")):
+        with pytest.raises(fxnas.RegistryError, match=why):
+            fxnas.construct(slotted()[1], ["ORIG", bad])

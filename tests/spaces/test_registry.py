@@ -34,7 +34,7 @@ def test_torchvision_non_classification_and_unknown_models(name, match):
 
 def test_named_spaces_resolve_lazily():
     assert {"darts", "tiny_net", "nb201"} <= set(SPACES.names())
-    from fxnas.nb201.model import build_nb201
+    from fxnas.spaces.nb201.model import build_nb201
 
     assert model_builder("nb201") is build_nb201
     assert list(model_builder("nb201")()) == [f"edge{k}" for k in range(6)]

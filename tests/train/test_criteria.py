@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from fxnas.errors import ConfigError, RegistryError
+from fxnas.errors import ConfigError
 from fxnas.train import (
     CRITERIA,
     MSE,
@@ -67,10 +67,16 @@ def test_distillation_matches_hinton_formula(batch, tmp_path):
     got = d(torch.tensor(1.0), student_logits, y, x)
     assert torch.allclose(got, 1.0 + w * kl, atol=1e-5)
     assert not any(p.requires_grad for p in d.teacher.parameters())
-    # the same teacher from a saved module file, and from file.py:fn + weights
-    torch.save(teacher, tmp_path / "teacher.pt")
+    # the same teacher from a TorchScript file, a torch.export program, and file.py:fn + weights
+    torch.jit.save(torch.jit.script(teacher), tmp_path / "teacher.pt")
     d2 = Distillation(str(tmp_path / "teacher.pt"), temperature=T, weight=w)
     assert torch.allclose(d2(torch.tensor(1.0), student_logits, y, x), got, atol=1e-6)
+    torch.export.save(torch.export.export(teacher, (x,)), tmp_path / "teacher.pt2")
+    d_ep = Distillation(str(tmp_path / "teacher.pt2"), temperature=T, weight=w)
+    assert torch.allclose(d_ep(torch.tensor(1.0), student_logits, y, x), got, atol=1e-6)
+    torch.save(teacher, tmp_path / "pickled.pt")  # a whole pickled module could run code: refused
+    with pytest.raises(ConfigError, match="is not a TorchScript file; a pickled module is not loaded"):
+        Distillation(str(tmp_path / "pickled.pt"))
     (tmp_path / "t.py").write_text("from torch import nn\ndef build():\n    return nn.Linear(3, 5)\n")
     torch.save(teacher.state_dict(), tmp_path / "w.pt")
     d3 = Distillation(f"{tmp_path / 't.py'}:build", temperature=T, weight=w, weights=str(tmp_path / "w.pt"))
@@ -88,7 +94,7 @@ def test_chain_order_and_builders(batch):
     assert build_criteria(chain) is chain
     flat = build_criteria([{"type": "LabelSmoothing", "eps": 0.2}]).criteria[0]
     assert flat.eps == 0.2
-    with pytest.raises(RegistryError, match="CrossEntropy"):
+    with pytest.raises(ConfigError, match="did you mean CrossEntropy"):
         build_criteria("CrossEntropi")
     with pytest.raises(ConfigError, match="type"):
         build_criteria([{"name": "CrossEntropy"}])

@@ -10,7 +10,7 @@ from torch import nn
 
 import fxnas
 from fxnas.errors import ConfigError
-from fxnas.train import TRAINERS, Classification, Regression, Trainer, build_data, build_trainer
+from fxnas.train import DATASETS, TRAINERS, Classification, Regression, Trainer
 
 
 def small_cnn(channels: int = 1, classes: int = 10) -> nn.Module:
@@ -23,7 +23,7 @@ def small_cnn(channels: int = 1, classes: int = 10) -> nn.Module:
 
 @pytest.fixture(scope="module")
 def digits():
-    return build_data("digits", size=16, batch_size=32, seed=0)
+    return DATASETS.build("digits", size=16, batch_size=32, seed=0)
 
 
 def test_classification_learns_digits(digits):
@@ -125,10 +125,10 @@ def test_regression_trainer_on_tensors(tmp_path):
     x = torch.randn(300, 4, generator=g)
     y = x @ torch.tensor([1.0, -2.0, 0.5, 0.0]) + 0.3
     torch.save({"X": x, "y": y}, tmp_path / "reg.pt")
-    data = build_data("tensors", path=str(tmp_path / "reg.pt"), batch_size=32, normalize=False)
+    data = DATASETS.build("tensors", path=str(tmp_path / "reg.pt"), batch_size=32, normalize=False)
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(4, 16), nn.ReLU(), nn.Linear(16, 1))
-    t = build_trainer("Regression", epochs=15, lr=0.05, weight_decay=0.0)
+    t = TRAINERS.build("Regression", epochs=15, lr=0.05, weight_decay=0.0)
     before = t.evaluate(model, data.valid)
     t.fit(model, data.train)
     after = t.evaluate(model, data.valid)
@@ -147,8 +147,8 @@ def test_clone_deepcopy_and_registry():
     assert TRAINERS.get("Classification") is Trainer and TRAINERS.get("Regression") is Regression
     with pytest.raises(ConfigError, match="scheduler"):
         Trainer(scheduler="step")
-    with pytest.raises(ConfigError, match="trainer Classification"):
-        build_trainer("Classification", learning_rate=0.1)
+    with pytest.raises(ConfigError, match="Classification has no option 'learning_rate' Valid options: epochs, lr"):
+        TRAINERS.build("Classification", learning_rate=0.1)
     with pytest.raises(ConfigError, match="configure"):
         Trainer().train_step(nn.Linear(2, 2), (torch.randn(1, 2), torch.tensor([0])))
 

@@ -1,30 +1,37 @@
-"""The search routine: an Experiment owns every component, runs the estimator chain, records, checkpoints.
+"""The Experiment: owns every component of a search run, runs the estimator chain, records, checkpoints.
 
 One loop serves one-shot and discrete search (as in ModularNAS): the optimizer proposes, ``space.apply``
-transforms the supernet through update events, estimators train/evaluate, results go back to the optimizer.
-Everything an experiment writes lives in ``<out_root>/<name>/``: ``log.txt``, ``history.jsonl``,
-``arch_best.yaml``, ``alphas.jsonl`` (spaces with TensorParams), ``checkpoint.pt`` (+ ``checkpoint.json``).
+transforms the supernet, estimators train/evaluate, results go back to the optimizer. An Experiment is the
+``SearchContext`` estimators run in (fxnas.estim.base); its files live in an ExperimentFolder
+(fxnas.outputs), its console output in a Display (fxnas.progress).
 """
 
 from __future__ import annotations
 
-import contextlib
-import json
+import math
 import os
-import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import torch
-import yaml
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-from .errors import ConfigError
-from .loop import dask_client, dask_map, discrete_loop
-from .objectives import pareto_front, parse_constraint, parse_objective, scalar_score, write_pareto
+from .errors import ConfigError, DivergedError
+from .loop import Guarded, dask_client, dask_map, discrete_loop
+from .objectives import (
+    Constraint,
+    Objective,
+    pareto_front,
+    parse_constraint,
+    parse_objective,
+    result_score,
+    write_pareto,
+)
 from .optim.base import Result, arch_key
+from .outputs import ExperimentFolder
+from .progress import Display, Tracker
 from .rng import jsonable, preserved_rng, rng_state, seed_everything, set_rng_state
 from .supernet import space_of
 
@@ -34,41 +41,10 @@ if TYPE_CHECKING:
     from .estim.base import Estimator
     from .optim.base import Optimizer
     from .space import SearchSpace
-    from .train.data import DataBundle
+    from .train.datasets import DataBundle
     from .train.trainer import Trainer
 
 EvaluateFn = Callable[[dict], "Mapping[str, float] | Result"]
-
-
-def _truncate_lines(path: Path, n: int) -> None:
-    """Keep the first ``n`` lines of ``path`` (a killed run may have written past its last checkpoint)."""
-    if not path.exists():
-        return
-    lines = path.read_text().splitlines(keepends=True)[:n]
-    path.write_text("".join(lines))
-
-
-_VOLATILE = ("name", "out_root", "progress")  # config keys that may change between a run and its resume
-_OUTPUTS = ("log.txt", "history.jsonl", "alphas.jsonl", "arch_best.yaml", "checkpoint.pt", "checkpoint.json",
-            "config.yaml", "subnet.pt", "subnet.onnx", "pareto.json", "pareto.png")
-
-
-class Tracker:
-    """One progress bar of an experiment (a no-op when progress is off)."""
-
-    def __init__(self, progress: Progress | None, task: Any) -> None:
-        self._progress, self._task = progress, task
-
-    def advance(self, n: float = 1) -> None:
-        """Move the bar ``n`` steps on."""
-        if self._progress is not None:
-            self._progress.advance(self._task, n)
-
-    def note(self, text: str) -> None:
-        """Show ``text`` next to the bar (latest metrics)."""
-        if self._progress is not None:
-            self._progress.update(self._task, info=text)
-
 
 class Experiment:
     """A search run: owns the supernet, space, data, trainer, optimizer, estimator chain and its output folder."""
@@ -81,7 +57,8 @@ class Experiment:
                  parallel: Mapping[str, Any] | None = None, config: Mapping[str, Any] | None = None,
                  console: Console | None = None, progress: bool = True) -> None:
         self.name, self.seed, self.config = name, int(seed), dict(config or {})
-        self.out_dir = Path(out_root) / name
+        self.folder = ExperimentFolder(Path(out_root) / name)
+        self.out_dir = self.folder.out_dir
         self.device = torch.device(device)
         self.model = model
         self.space = space if space is not None else (space_of(model) if model is not None else None)
@@ -91,16 +68,14 @@ class Experiment:
             self.space.to(self.device)
         self.data, self.trainer, self.optimizer = data, trainer, optimizer
         self.estimators = list(estimators)
-        default_metric = getattr(trainer, "metric", None)
-        objs = list(objectives) if objectives else [default_metric]
-        self.objectives = [parse_objective(o) for o in objs]
-        self.constraints = [parse_constraint(c) for c in constraints]
+        objs = list(objectives) if objectives else [trainer.metric if trainer is not None else None]
+        self.objectives: list[Objective] = [parse_objective(o) for o in objs]
+        self.constraints: list[Constraint] = [parse_constraint(c) for c in constraints]
         self.export = dict(export or {})
         self.parallel = {"backend": "local", "workers": 1, **(parallel or {})}
         if self.parallel["backend"] not in ("local", "dask"):
             raise ConfigError(f"parallel.backend must be 'local' or 'dask', got {self.parallel['backend']!r}")
-        self.console = console or Console(stderr=True)
-        self.show_progress = progress
+        self.display = Display(console, progress)
         self.history: list[Result] = []
         self.best: Result | None = None
         self.stage = 0  # index of the estimator running now
@@ -108,56 +83,50 @@ class Experiment:
         self.trainer_stage = -1  # the stage the trainer was configured for
         self.alpha_lines = 0
         self.resumed = False
-        self._progress: Progress | None = None
         self._client: Any = None
 
-    # --- output -----------------------------------------------------------------------------------
+    # --- output -----------------------------------------------------------------------------------------
     def path(self, name: str) -> Path:
         """``out_dir / name`` (the folder is created)."""
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        return self.out_dir / name
+        return self.folder.path(name)
 
     def log(self, msg: str, style: str | None = None, console: bool = True) -> None:
         """Append ``msg`` to log.txt and (unless ``console`` is False) print it on the console."""
-        with open(self.path("log.txt"), "a") as f:
-            f.write(f"{time.strftime('%Y-%m-%d %H:%M:%S')} {msg}\n")
-        if console:
-            target = self._progress.console if self._progress is not None else self.console
-            target.print(msg, style=style, highlight=False, markup=False)
+        import time
 
-    @contextlib.contextmanager
-    def track(self, total: int, description: str, completed: int = 0) -> Iterator[Tracker]:
+        self.folder.append_line("log.txt", f"{time.strftime('%Y-%m-%d %H:%M:%S')} {msg}")
+        if console:
+            self.display.print(msg, style=style)
+
+    def track(self, total: int, description: str, completed: int = 0) -> AbstractContextManager[Tracker]:
         """A progress bar with ETA for ``total`` units of work (nested bars share one display)."""
-        if not self.show_progress:
-            yield Tracker(None, None)
-            return
-        owner = self._progress is None
-        if owner:
-            self._progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                      TimeElapsedColumn(), TextColumn("eta"), TimeRemainingColumn(),
-                                      TextColumn("{task.fields[info]}"), console=self.console, transient=True)
-            self._progress.start()
-        progress = self._progress
-        task = progress.add_task(description, total=total, completed=completed, info="")
-        try:
-            yield Tracker(progress, task)
-        finally:
-            progress.remove_task(task)
-            if owner:
-                progress.stop()
-                self._progress = None
+        return self.display.track(total, description, completed)
+
+    # --- results ----------------------------------------------------------------------------------------
+    def is_last_stage(self) -> bool:
+        """True while the last estimator of the chain runs."""
+        return self.stage == len(self.estimators) - 1
+
+    def stage_results(self, loop_only: bool = False) -> list[Result]:
+        """The results recorded by the running stage (only its discrete loop's with ``loop_only``)."""
+        return [r for r in self.history if r.info.get("stage") == self.stage and (r.info.get("loop") or not loop_only)]
 
     def score(self, result: Result) -> float:
-        """How good ``result`` is on the first objective (higher is better; infeasible results rank last)."""
-        return scalar_score(result.metrics, self.objectives[0], self.constraints)
+        """How good ``result`` is on the first objective (higher is better; infeasible and failed rank last)."""
+        return result_score(result, self.objectives[0], self.constraints)
 
     def record(self, result: Result) -> Result:
-        """Append ``result`` to the history (history.jsonl); keep the best and write arch_best.yaml."""
+        """Append ``result`` to the history (history.jsonl); keep the best and write arch_best.yaml.
+
+        A result with a non-finite metric is recorded as failed (with the reason) and never becomes the best.
+        """
         result.info.setdefault("stage", self.stage)
+        bad = [k for k, v in result.metrics.items() if isinstance(v, float) and not math.isfinite(v)]
+        if bad and not result.failed:
+            result.info.update(failed=f"metric {bad[0]} is {result.metrics[bad[0]]}", rank=False)
         self.history.append(result)
-        with open(self.path("history.jsonl"), "a") as f:
-            f.write(json.dumps(jsonable(result.to_dict())) + "\n")
-        try:  # results marked rank=False (warm-up) or without the objective's metric never become the best
+        self.folder.append_json("history.jsonl", result.to_dict())
+        try:  # results marked rank=False (warm-up, failed) or without the objective's metric never become the best
             better = result.info.get("rank", True) is not False and (
                 self.best is None or self.score(result) > self.score(self.best))
         except ConfigError:
@@ -166,16 +135,19 @@ class Experiment:
             self.best = result
             self.write_best()
         shown = ", ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in result.metrics.items())
-        # per-epoch results and new bests go to the console; every result goes to log.txt
+        if result.failed:
+            shown = f"failed: {result.failed}" + (f" ({shown})" if shown else "")
+        # per-epoch results, failures and new bests go to the console; every result goes to log.txt
         self.log(f"[{len(self.history)}] {shown}" + (" (best)" if better else ""),
-                 console=better or "epoch" in result.info)
+                 style="yellow" if result.failed else None,
+                 console=better or "epoch" in result.info or bool(result.failed))
         return result
 
     def write_best(self) -> None:
         """Write the best arch and its metrics to arch_best.yaml."""
         if self.best is not None:
-            data = jsonable({"arch": self.best.arch, "metrics": self.best.metrics, "info": self.best.info})
-            self.path("arch_best.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+            self.folder.write_yaml("arch_best.yaml", {"arch": self.best.arch, "metrics": self.best.metrics,
+                                                      "info": self.best.info})
 
     def record_alphas(self, epoch: int) -> None:
         """Append the TensorParam values (and their softmax) of this epoch to alphas.jsonl."""
@@ -186,11 +158,10 @@ class Experiment:
             v = p.value.detach().float().cpu()
             row["alphas"][name] = v.tolist()
             row["softmax"][name] = torch.softmax(v.flatten(), 0).view_as(v).tolist()
-        with open(self.path("alphas.jsonl"), "a") as f:
-            f.write(json.dumps(row) + "\n")
+        self.folder.append_json("alphas.jsonl", row)
         self.alpha_lines += 1
 
-    # --- training helpers for estimators ----------------------------------------------------------
+    # --- training helpers for estimators ----------------------------------------------------------------
     def configure_trainer(self, epochs: int | None = None) -> None:
         """Build the trainer's optimizer for the current stage (once per stage; a resumed stage keeps its state)."""
         if self.trainer is None or self.model is None or self.data is None:
@@ -204,42 +175,44 @@ class Experiment:
         """The trainer's metrics of ``model`` (default: the supernet as it stands) on a data split."""
         if self.trainer is None or self.data is None:
             raise ConfigError("evaluation needs data and a trainer in the experiment")
-        loader = getattr(self.data, split)
-        if loader is None:
-            raise ConfigError(f"the data has no {split!r} split")
+        loader = self.data.split(split)
+        target = self.model if model is None else model
+        if target is None:
+            raise ConfigError("evaluation needs a model")
         with preserved_rng():  # evaluating must not change what training draws next
-            return self.trainer.evaluate(self.model if model is None else model, loader, max_steps)
+            return self.trainer.evaluate(target, loader, max_steps)
 
-    # --- discrete loop ----------------------------------------------------------------------------
+    # --- discrete loop ----------------------------------------------------------------------------------
     def evaluate_loop(self, evaluate_fn: EvaluateFn, budget: int, batch_size: int = 1) -> list[Result]:
         """``while budget: archs = optimizer.next(b); metrics = evaluate_fn(arch); optimizer.step(results)``.
 
         Archs already evaluated in this stage are not evaluated again (their cached result goes back to the
-        optimizer); the loop checkpoints after each batch and resumes where a killed run stopped.
+        optimizer); an evaluation that diverges or gives a non-finite metric is recorded as failed and the
+        search goes on; the loop checkpoints after each batch and resumes where a killed run stopped.
         """
         if self.optimizer is None:
             raise ConfigError("evaluate_loop needs an optimizer")
         st = self.loop_state.setdefault(str(self.stage), {"evaluated": 0, "proposed": 0})
-        mine = [r for r in self.history if r.info.get("stage") == self.stage and r.info.get("loop")]
-        cache = {arch_key(r.arch): r for r in mine}
+        cache = {arch_key(r.arch): r for r in self.stage_results(loop_only=True)}
+        guarded = Guarded(evaluate_fn)
         with self.track(budget, f"{type(self.optimizer).__name__} evaluations", st["evaluated"]) as bar:
             def record(r: Result) -> Result:
                 r.info.update(stage=self.stage, loop=True, index=st["evaluated"])
                 bar.advance()
                 return self.record(r)
 
-            discrete_loop(self.optimizer, lambda archs: self._map(evaluate_fn, archs), budget, batch_size,
+            discrete_loop(self.optimizer, lambda archs: self._map(guarded, archs), budget, batch_size,
                           cache, st, record, self.checkpoint)
-        return [r for r in self.history if r.info.get("stage") == self.stage and r.info.get("loop")]
+        return self.stage_results(loop_only=True)
 
-    def _map(self, fn: EvaluateFn, archs: list[dict]) -> list[Any]:
+    def _map(self, fn: Guarded, archs: list[dict]) -> list[Any]:
         """Evaluate ``archs`` sequentially, or on a dask cluster when parallel.backend is dask."""
         if not archs:
             return []
         if self.parallel["backend"] == "local":
             return [fn(a) for a in archs]
         est = self.estimators[self.stage] if self.stage < len(self.estimators) else None
-        if est is not None and not getattr(est, "parallel_safe", False):
+        if est is not None and not est.parallel_safe:
             # the others train/evaluate the one supernet of this process (space.apply, BN recalibration, global
             # RNG): pickled they fail, threaded they race and give wrong metrics
             raise ConfigError(f"parallel.backend dask supports Table only (stage {self.stage + 1} runs "
@@ -249,34 +222,28 @@ class Experiment:
             self._client = dask_client(self.parallel)
         return dask_map(self._client, fn, archs)
 
-    # --- checkpoints ------------------------------------------------------------------------------
+    # --- checkpoints ------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
-        """Everything a resumed run needs: weights, space, optimizer, trainer, estimators, RNGs, history."""
+        """Everything a resumed run needs (tensors and plain data only): weights, space, optimizer, trainer,
+        estimators, RNGs, history."""
         return {
-            "version": 1, "stage": self.stage, "trainer_stage": self.trainer_stage,
+            "version": 2, "stage": self.stage, "trainer_stage": self.trainer_stage,
             "model": self.model.state_dict() if self.model is not None else None,
             "space": self.space.state_dict() if self.space is not None else None,
             "optimizer": self.optimizer.state_dict() if self.optimizer is not None else None,
             "trainer": self.trainer.state_dict() if self.trainer is not None else None,
             "estimators": [e.state_dict() for e in self.estimators],
             "loop_state": self.loop_state, "rng": rng_state(),
-            "history": [r.to_dict() for r in self.history],
+            "history": [jsonable(r.to_dict()) for r in self.history],
             "best": self.history.index(self.best) if self.best is not None else None,
             "alpha_lines": self.alpha_lines, "config": jsonable(self.config),
         }
 
     def checkpoint(self) -> Path:
-        """Write checkpoint.pt atomically (temp file + rename) plus a small checkpoint.json summary."""
-        path = self.path("checkpoint.pt")
-        tmp = path.with_name(path.name + ".tmp")
-        torch.save(self.state_dict(), tmp)
-        os.replace(tmp, path)
+        """Write checkpoint.pt and its checkpoint.json summary, each atomically."""
         est = self.estimators[self.stage].state_dict() if self.stage < len(self.estimators) else {}
-        meta = {"stage": self.stage, "estimator": jsonable(est), "results": len(self.history), "time": time.time()}
-        tmpj = self.path("checkpoint.json.tmp")
-        tmpj.write_text(json.dumps(meta))
-        os.replace(tmpj, self.path("checkpoint.json"))
-        return path
+        return self.folder.save_checkpoint(self.state_dict(), {"stage": self.stage, "estimator": jsonable(est),
+                                                               "results": len(self.history)})
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
         """Restore what state_dict() saved (components are built fresh first, from the same config)."""
@@ -297,44 +264,75 @@ class Experiment:
         self.alpha_lines = int(state["alpha_lines"])
         set_rng_state(state["rng"])
 
+    def check_resume_config(self, saved: Mapping[str, Any]) -> None:
+        """ConfigError when the config changed where the checkpoint no longer fits; a warning naming the
+        other changed keys."""
+        from .config.changes import resume_changes
+
+        if self.config and saved:
+            warning = resume_changes(saved, jsonable(self.config), str(self.out_dir))
+            if warning:
+                self.log(f"warning: resuming with config changes: {warning}", style="yellow")
+
     def resume(self) -> bool:
         """Load checkpoint.pt when there is one (the output files are cut back to it); False when none."""
-        path = self.out_dir / "checkpoint.pt"
-        if not path.exists():
+        state = self.folder.load_checkpoint()
+        if state is None:
             return False
-        # RNG states must stay CPU tensors; weights and optimizer states move to their params' devices on load
-        state = torch.load(path, map_location="cpu", weights_only=False)
-        saved = {k: v for k, v in state.get("config", {}).items() if k not in _VOLATILE}
-        now = {k: v for k, v in jsonable(self.config).items() if k not in _VOLATILE}
-        if self.config and saved and saved != now:
-            changed = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k))
-            self.log(f"warning: resuming with a config that differs from the checkpoint's in {changed}",
-                     style="yellow")
+        self.check_resume_config(state.get("config", {}))
         self.load_state_dict(state)
-        hook = getattr(self.optimizer, "on_resume", None)
-        if callable(hook):  # lets an optimizer re-apply state kept outside itself (e.g. temperatures on ops)
-            hook(self)
-        _truncate_lines(self.out_dir / "history.jsonl", len(self.history))
-        _truncate_lines(self.out_dir / "alphas.jsonl", self.alpha_lines)
+        if self.optimizer is not None:
+            self.optimizer.on_resume(self)  # e.g. re-applies temperatures kept on the ops
+        self.folder.cut_back(len(self.history), self.alpha_lines)
         self.write_best()
         self.resumed = True
         return True
 
-    # --- the run ----------------------------------------------------------------------------------
-    def run(self, resume: bool = False) -> dict[str, Any]:
-        """Run the estimator chain (continuing from checkpoint.pt when ``resume``); the best arch + metrics."""
+    # --- the run ----------------------------------------------------------------------------------------
+    def check_metrics(self) -> None:
+        """ConfigError, before anything runs, when an objective or constraint names a metric no estimator
+        of the chain produces (with the closest names)."""
+        from .options import closest_hint
+
+        produced: set[str] = set()
+        for est in self.estimators:
+            names = est.metric_names(self)
+            if names is None:
+                return  # a user evaluation function: its metrics are known only once it runs
+            produced |= set(names)
+        wanted = [("objective", o.metric) for o in self.objectives if o.metric is not None]
+        wanted += [("constraint", c.metric) for c in self.constraints]
+        for what, m in wanted:
+            if m not in produced:
+                raise ConfigError(f"{what} metric {m!r} is not produced by this experiment"
+                                  f"{closest_hint(m, sorted(produced))} Metrics: {', '.join(sorted(produced))}")
+
+    def start_fresh(self, overwrite: bool) -> None:
+        """Refuse to replace a checkpointed run unless ``overwrite``; then clear the folder and seed."""
+        when = self.folder.checkpoint_time()
+        if when is not None and not overwrite:
+            raise ConfigError(f"{self.out_dir} has a checkpoint from {when}: use --resume to continue or "
+                              f"--overwrite to start again")
+        self.folder.clear()
+        seed_everything(self.seed)
+
+    def run(self, resume: bool = False, overwrite: bool = False) -> dict[str, Any]:
+        """Run the estimator chain (continuing from checkpoint.pt when ``resume``); the best arch + metrics.
+
+        A run whose training diverges stops with DivergedError after a checkpoint; ``resume`` continues it.
+        """
         if not self.estimators:
             raise ConfigError("the experiment has no estimators (estim: [{type: ...}])")
+        self.folder.check()
+        self.check_metrics()
         if resume and self.resume():
             self.log(f"resumed {self.name} at stage {self.stage} with {len(self.history)} results")
         else:
-            for f in _OUTPUTS:  # a fresh run replaces what an earlier run of this name left
-                (self.out_dir / f).unlink(missing_ok=True)
+            self.start_fresh(overwrite)
             if resume:
                 self.log(f"no checkpoint in {self.out_dir}; starting afresh")
-            seed_everything(self.seed)
         if self.config:
-            self.path("config.yaml").write_text(yaml.safe_dump(jsonable(self.config), sort_keys=False))
+            self.folder.write_yaml("config.yaml", self.config)
         try:
             while self.stage < len(self.estimators):
                 est = self.estimators[self.stage]
@@ -343,6 +341,10 @@ class Experiment:
                 self.stage += 1
                 self.checkpoint()
             return self.finish()
+        except DivergedError as exc:
+            self.checkpoint()
+            self.log(f"stopped: {exc}", style="red")
+            raise
         finally:
             if self._client is not None:
                 self._client.close()
@@ -350,13 +352,18 @@ class Experiment:
 
     def finish(self) -> dict[str, Any]:
         """Write the Pareto front (several objectives) and the exported subnet; the summary of the run."""
+        failed = [r for r in self.history if r.failed]
+        if self.best is None and failed:
+            raise ConfigError(f"every result of the search failed ({len(failed)} of {len(self.history)}; the last: "
+                              f"{failed[-1].failed}); see {self.out_dir / 'history.jsonl'}")
         if self.best is None:
             raise ConfigError("the search recorded no result with the objective metric "
                               f"{self.objectives[0].name()!r}; check the estimators and objectives")
         summary: dict[str, Any] = {"arch": dict(self.best.arch), "metrics": dict(self.best.metrics),
-                                   "out_dir": str(self.out_dir), "results": len(self.history)}
+                                   "out_dir": str(self.out_dir), "results": len(self.history),
+                                   "failed": sum(1 for r in self.history if r.failed)}
         if len(self.objectives) > 1:
-            ranked = [r for r in self.history if all(o.metric in r.metrics for o in self.objectives)]
+            ranked = [r for r in self.history if not r.failed and all(o.metric in r.metrics for o in self.objectives)]
             front = pareto_front(ranked, self.objectives, self.constraints)
             write_pareto(self.out_dir, front, self.objectives, ranked, plot=bool(self.export.get("plot", True)))
             summary["pareto"] = len(front)
@@ -369,8 +376,9 @@ class Experiment:
         """Materialise the best arch (subnet.pt, BN recalibrated), evaluate it on the test split, export ONNX."""
         from .passes.materialize import materialize
 
+        assert self.model is not None and self.best is not None
         out: dict[str, Any] = {}
-        net = materialize(self.model, self.best.arch)  # type: ignore[arg-type,union-attr]
+        net = materialize(self.model, self.best.arch)  # type: ignore[arg-type]  # a supernet is a GraphModule
         steps = int(self.export.get("bn_recalibrate", 10))
         if steps and self.data is not None:  # shared weights: the subnet's BN saw other paths' inputs
             from .train.bn import recalibrate_bn

@@ -8,8 +8,8 @@ import torch
 from PIL import Image
 
 from fxnas.errors import ConfigError, RegistryError
-from fxnas.train import DATASETS, DataBundle, build_data
-from fxnas.train.data import EpochSampler
+from fxnas.train import DATASETS, DataBundle
+from fxnas.train.sampling import EpochSampler
 
 
 def _ys(loader):
@@ -17,7 +17,7 @@ def _ys(loader):
 
 
 def test_digits_shapes_splits_and_normalisation():
-    d = build_data("digits", size=16, channels=3, batch_size=50, valid_fraction=0.2, test_fraction=0.1, seed=1)
+    d = DATASETS.build("digits", size=16, channels=3, batch_size=50, valid_fraction=0.2, test_fraction=0.1, seed=1)
     assert isinstance(d, DataBundle)
     assert d.input_shape == (1, 3, 16, 16) and d.num_classes == 10
     n_tr, n_va, n_te = (len(x.dataset) for x in (d.train, d.valid, d.test))
@@ -32,9 +32,9 @@ def test_digits_shapes_splits_and_normalisation():
 
 
 def test_digits_splits_are_disjoint_and_seeded():
-    a = build_data("digits", seed=3, test_fraction=0.0)
-    b = build_data("digits", seed=3, test_fraction=0.0)
-    c = build_data("digits", seed=4, test_fraction=0.0)
+    a = DATASETS.build("digits", seed=3, test_fraction=0.0)
+    b = DATASETS.build("digits", seed=3, test_fraction=0.0)
+    c = DATASETS.build("digits", seed=4, test_fraction=0.0)
     assert a.test is None
     assert torch.equal(a.valid.dataset.tensors[0], b.valid.dataset.tensors[0])
     assert not torch.equal(a.valid.dataset.tensors[0], c.valid.dataset.tensors[0])
@@ -45,7 +45,7 @@ def test_digits_splits_are_disjoint_and_seeded():
 
 
 def test_epoch_order_is_deterministic_per_epoch():
-    d = build_data("digits", batch_size=64)
+    d = DATASETS.build("digits", batch_size=64)
     d.set_epoch(0)
     e0 = _ys(d.train)
     d.set_epoch(1)
@@ -54,7 +54,7 @@ def test_epoch_order_is_deterministic_per_epoch():
     again = _ys(d.train)
     assert torch.equal(e0, again) and not torch.equal(e0, e1)
     # a "resumed" bundle built from the same config replays the same epoch order
-    d2 = build_data("digits", batch_size=64)
+    d2 = DATASETS.build("digits", batch_size=64)
     d2.set_epoch(1)
     assert torch.equal(_ys(d2.train), e1)
     # mid-epoch resume: skipping 3 batches gives the tail of the same order
@@ -73,15 +73,15 @@ def test_epoch_sampler_permutation():
 
 
 def test_digits_sizes_and_bad_options():
-    assert build_data("digits", size=32).input_shape == (1, 1, 32, 32)
+    assert DATASETS.build("digits", size=32).input_shape == (1, 1, 32, 32)
     with pytest.raises(ConfigError, match="8, 16 or 32"):
-        build_data("digits", size=12)
-    with pytest.raises(ConfigError, match="unknown options.*bogus"):
-        build_data("digits", bogus=1)
+        DATASETS.build("digits", size=12)
+    with pytest.raises(ConfigError, match="digits has no option 'bogus'"):
+        DATASETS.build("digits", bogus=1)
     with pytest.raises(ConfigError, match="valid_fraction"):
-        build_data("digits", valid_fraction=1.5)
+        DATASETS.build("digits", valid_fraction=1.5)
     with pytest.raises(RegistryError, match="digits"):
-        build_data("digit")
+        DATASETS.build("digit")
     assert {"digits", "image_folder", "tensors", "python"} <= set(DATASETS.names())
 
 
@@ -89,20 +89,20 @@ def test_tensors_classification_and_regression(tmp_path):
     g = torch.Generator().manual_seed(0)
     x = torch.randn(200, 6, generator=g) * 5 + 3
     torch.save({"X": x, "y": (x[:, 0] > 3).long()}, tmp_path / "cls.pt")
-    d = build_data("tensors", path=str(tmp_path / "cls.pt"), batch_size=16, valid_fraction=0.25)
+    d = DATASETS.build("tensors", path=str(tmp_path / "cls.pt"), batch_size=16, valid_fraction=0.25)
     assert d.input_shape == (1, 6) and d.num_classes == 2
     assert len(d.valid.dataset) == 50 and d.test is None
     xs = torch.cat([b[0] for b in d.train])
     assert torch.allclose(xs.mean(0), torch.zeros(6), atol=1e-5)  # standardised by train stats
     torch.save((x, x[:, :2].sum(1, keepdim=True)), tmp_path / "reg.pt")
-    r = build_data("tensors", path=str(tmp_path / "reg.pt"), normalize=False, test_fraction=0.1)
+    r = DATASETS.build("tensors", path=str(tmp_path / "reg.pt"), normalize=False, test_fraction=0.1)
     assert r.num_classes == 1 and next(iter(r.train))[1].dtype == torch.float32
     assert len(r.test.dataset) == 20
     with pytest.raises(ConfigError, match="does not exist"):
-        build_data("tensors", path=str(tmp_path / "nope.pt"))
+        DATASETS.build("tensors", path=str(tmp_path / "nope.pt"))
     torch.save({"X": x}, tmp_path / "bad.pt")
     with pytest.raises(ConfigError, match="'X' and 'y'"):
-        build_data("tensors", path=str(tmp_path / "bad.pt"))
+        DATASETS.build("tensors", path=str(tmp_path / "bad.pt"))
 
 
 def _write_images(root, classes=("cat", "dog", "owl"), per_class=6, size=12):
@@ -116,12 +116,12 @@ def _write_images(root, classes=("cat", "dog", "owl"), per_class=6, size=12):
 
 def test_image_folder_split_and_resize(tmp_path):
     _write_images(tmp_path / "imgs")
-    d = build_data("image_folder", root=str(tmp_path / "imgs"), size=8, batch_size=4, valid_fraction=0.25)
+    d = DATASETS.build("image_folder", root=str(tmp_path / "imgs"), size=8, batch_size=4, valid_fraction=0.25)
     assert d.num_classes == 3 and d.input_shape == (1, 3, 8, 8)
     assert len(d.train.dataset) + len(d.valid.dataset) == 18 and len(d.valid.dataset) == 4
     x, y = next(iter(d.train))
     assert x.shape == (4, 3, 8, 8) and x.min() >= -1 and x.max() <= 1
-    g = build_data("image_folder", root=str(tmp_path / "imgs"), size=8, channels=1, augment=True)
+    g = DATASETS.build("image_folder", root=str(tmp_path / "imgs"), size=8, channels=1, augment=True)
     assert next(iter(g.valid))[0].shape[1] == 1
 
 
@@ -129,30 +129,30 @@ def test_image_folder_with_split_folders(tmp_path):
     _write_images(tmp_path / "ds" / "train", per_class=4)
     _write_images(tmp_path / "ds" / "val", per_class=2)
     _write_images(tmp_path / "ds" / "test", per_class=1)
-    d = build_data("image_folder", root=str(tmp_path / "ds"), size=8)
+    d = DATASETS.build("image_folder", root=str(tmp_path / "ds"), size=8)
     assert (len(d.train.dataset), len(d.valid.dataset), len(d.test.dataset)) == (12, 6, 3)
     with pytest.raises(ConfigError, match="not a directory"):
-        build_data("image_folder", root=str(tmp_path / "missing"))
+        DATASETS.build("image_folder", root=str(tmp_path / "missing"))
 
 
 def test_python_dataset(tmp_path):
     f = tmp_path / "mydata.py"
     f.write_text(
-        "from fxnas.train import build_data\n"
-        "def make(size=8):\n    return build_data('digits', size=size)\n"
+        "from fxnas.train import DATASETS\n"
+        "def make(size=8):\n    return DATASETS.build('digits', size=size)\n"
         "def wrong():\n    return 3\n")
-    d = build_data("python", fn=f"{f}:make", size=16)
+    d = DATASETS.build("python", fn=f"{f}:make", size=16)
     assert d.input_shape == (1, 1, 16, 16)
     with pytest.raises(ConfigError, match="must return"):
-        build_data("python", fn=f"{f}:wrong")
+        DATASETS.build("python", fn=f"{f}:wrong")
     with pytest.raises(ConfigError, match="no 'nothere'"):
-        build_data("python", fn=f"{f}:nothere")
+        DATASETS.build("python", fn=f"{f}:nothere")
 
 
 def test_fixed_batches_are_repeatable_and_leave_rng_alone():
     from fxnas.train import fixed_batches
 
-    d = build_data("digits", batch_size=16)
+    d = DATASETS.build("digits", batch_size=16)
     state = torch.get_rng_state()
     a, b = fixed_batches(d.train, 3, epoch=2), fixed_batches(d.train, 3, epoch=2)
     assert torch.equal(torch.get_rng_state(), state)
@@ -171,7 +171,7 @@ def test_a_skip_applies_to_one_pass_only():
     assert list(s) == order[4:]
     assert len(s) == 10 and list(s) == order  # the next pass (the next epoch) is whole again
     # at loader level: steps_for counts a full epoch even while a skip is pending, and after the resumed pass
-    d = build_data("digits", batch_size=64)
+    d = DATASETS.build("digits", batch_size=64)
     full = len(d.train)
     t = Trainer()
     d.set_epoch(1, skip_batches=3)
@@ -184,7 +184,7 @@ def test_a_skip_applies_to_one_pass_only():
 def test_load_object_uses_the_model_file_importer(tmp_path):
     import hashlib
 
-    from fxnas.train import load_object
+    from fxnas.userobj import load_object
 
     f = tmp_path / "mydata.py"
     f.write_text("def make():\n    return 1\n")
@@ -210,7 +210,7 @@ def test_fixed_batches_keeps_every_global_rng_including_cuda(monkeypatch):
     monkeypatch.setattr(torch.cuda, "get_rng_state_all", lambda: [t.clone() for t in cuda["state"]])
     monkeypatch.setattr(torch.cuda, "set_rng_state_all", lambda s: cuda["set"].append(s))
     assert "cuda" in rng.rng_state()  # available but not initialised yet: its state is still captured
-    d = build_data("digits", batch_size=16)
+    d = DATASETS.build("digits", batch_size=16)
     py, npy, tch = random.getstate(), np.random.get_state(), torch.get_rng_state()
     fixed_batches(d.train, 2)
     assert random.getstate() == py and torch.equal(torch.get_rng_state(), tch)

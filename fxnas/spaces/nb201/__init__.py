@@ -1,6 +1,6 @@
 """NAS-Bench-201: the cell network as a plain model, its fxnas space, and the benchmark tables.
 
-The ``nb201`` model type of configs is registered lazily in fxnas/spaces/registry.py (build_nb201).
+``build_nb201`` is the ``nb201`` entry of SPACES (a config's ``model: {type: nb201}``).
 """
 
 from . import ops  # noqa: F401  (registers the NB201 candidates)

@@ -6,14 +6,16 @@ from collections.abc import Callable
 
 from torch import nn
 
-from ..candidates.ops import relu_conv_bn
-from ..candidates.registry import CANDIDATES, require_conv_spec
-from ..errors import ShapeError
-from ..slot import SlotSpec
+from ...candidates.ops import relu_conv_bn
+from ...candidates.registry import CANDIDATES, odd_kernel, require_conv_spec
+from ...errors import ShapeError
+from ...slot import SlotSpec
 
 
 @CANDIDATES.register_family(r"RCB(\d+)", "RCB3")
 def _rcb(k: str) -> Callable[[SlotSpec], nn.Module]:
+    odd_kernel(f"RCB{k}", k)
+
     def build(spec: SlotSpec) -> nn.Module:
         cin, cout, s = require_conv_spec(f"RCB{k}", spec)
         return relu_conv_bn(cin, cout, int(k), s)

@@ -8,8 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 import fxnas
-from fxnas.candidates.mixed import MIXED_OPS, fixed_arch
-from fxnas.candidates.mixed_gradient import BinaryGateGrad, GumbelSum, rescale
+from fxnas.mixed import MIXED_OPS, BinaryGateGrad, GumbelSum, fixed_arch, rescale
 from fxnas.space import TensorParam
 
 CANDS = ["NC3", "DW3", "SEP3", "DIL3", "MAX3", "IDT"]
@@ -214,17 +213,18 @@ def test_binary_gate_memory_is_one_path() -> None:
 
 
 def test_shared_alpha_rescaled_once_over_union_of_pairs() -> None:
-    from fxnas.candidates.mixed_gradient import rescale_binary_gates
+    from fxnas.mixed import arch_step
 
     sn, x = supernet("BinaryGate", param_name=lambda spec: "shared")
     alpha = sn.space["shared.alpha"].value
     with torch.no_grad():
         alpha.copy_(torch.tensor([0.3, -0.2, 0.5, 0.1, 0.0, -0.4]))
     before = alpha.detach().clone()
-    sn.c1.involved, sn.c2.involved = [0, 2], [2, 5]
-    with torch.no_grad():
-        alpha.add_(torch.tensor([0.2, 0.3, -0.1, 0.4, 0.5, 0.6]))  # an optimizer step moved every entry
-    assert rescale_binary_gates(sn, {id(alpha): before}) == 1
+    with arch_step(sn) as stats:  # the ops' before/after hooks around one update of the alphas
+        sn.c1.involved, sn.c2.involved = [0, 2], [2, 5]  # the pairs the arch loss sampled
+        with torch.no_grad():
+            alpha.add_(torch.tensor([0.2, 0.3, -0.1, 0.4, 0.5, 0.6]))  # an optimizer step moved every entry
+    assert stats == {"rescaled": 1.0}  # one alpha, rescaled once for both ops
     union, rest = [0, 2, 5], [1, 3, 4]
     assert torch.equal(alpha.detach()[rest], before[rest])
     torch.testing.assert_close(torch.logsumexp(alpha.detach()[union], 0), torch.logsumexp(before[union], 0))
@@ -232,8 +232,8 @@ def test_shared_alpha_rescaled_once_over_union_of_pairs() -> None:
 
 
 def test_binary_gate_has_one_probability_and_one_rescale_api() -> None:
-    """probs() duplicated sample_probs() and rescale_alpha() duplicated rescale_binary_gates: one of each stays."""
-    from fxnas.candidates.mixed_gradient import BinaryGateMixedOp, rescale_binary_gates
+    """One probability API (sample_probs) and one rescale path (the arch-step hooks)."""
+    from fxnas.mixed import BinaryGateMixedOp, arch_step
 
     for dup in ("probs", "rescale_alpha"):
         assert not hasattr(BinaryGateMixedOp, dup), dup
@@ -242,8 +242,9 @@ def test_binary_gate_has_one_probability_and_one_rescale_api() -> None:
     uniform, _ = supernet("BinaryGateUniform")
     torch.testing.assert_close(uniform.c1.sample_probs(), torch.full((len(CANDS),), 1 / len(CANDS)))
     before = sn.c1.alpha.detach().clone()
-    sn.c1.involved, sn.c2.involved = [1, 3], []
-    with torch.no_grad():
-        sn.c1.alpha.add_(torch.arange(len(CANDS), dtype=before.dtype))
-    assert rescale_binary_gates(sn, {id(sn.c1.alpha): before}) == 1  # what rescale_alpha(before) did for one op
+    with arch_step(sn) as stats:
+        sn.c1.involved, sn.c2.involved = [1, 3], []
+        with torch.no_grad():
+            sn.c1.alpha.add_(torch.arange(len(CANDS), dtype=before.dtype))
+    assert stats == {"rescaled": 1.0}  # c2 sampled nothing: its alpha is not rescaled
     assert torch.equal(sn.c1.alpha.detach()[[0, 2, 4, 5]], before[[0, 2, 4, 5]])

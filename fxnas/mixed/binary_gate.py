@@ -1,4 +1,4 @@
-"""Gradient mixed ops: BinaryGate / BinaryGateUniform (ProxylessNAS) and GumbelSum (SNAS)."""
+"""BinaryGate / BinaryGateUniform (ProxylessNAS): two sampled paths, binary gates, two-path gradient, rescale."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..space import Categorical, SearchSpace
-from .mixed import MIXED_OPS, MixedOp, weighted_sum
+from .base import MIXED_OPS, MixedOp
 
 
 class BinaryGateGrad(torch.autograd.Function):
@@ -51,21 +51,19 @@ def rescale(alpha: torch.Tensor, before: torch.Tensor, involved: Sequence[int]) 
             alpha[inv] -= offset
 
 
-class GradientMixedOp(MixedOp):
-    """Base of mixed ops with alphas; ``fixed = True`` makes them run the applied arch's candidate only."""
-
-    uses_alpha = True
-
-
-class BinaryGateMixedOp(GradientMixedOp):
+class BinaryGateMixedOp(MixedOp):
     """ProxylessNAS: two paths sampled per training step, binary gates, two-path gradient to alpha.
 
     Training: two candidates are drawn from ``sample_probs()`` without replacement; one of them is the active
     path (drawn from softmax of their alphas) with gate 1, the other has gate 0. Both run (the inactive one
     without autograd state, so memory scales with one path), the output is ``sum_j g_j * out_j`` and
     ``dL/dg_j = <dL/dout, out_j>`` reaches alpha through ``BinaryGateGrad``. Eval: only argmax(alpha) runs.
-    After the optimizer's update, ``rescale_binary_gates(model, before)`` keeps the unsampled alphas fixed.
+    Around an arch step (``before_arch_step`` / ``after_arch_step``) the ProxylessNAS rescale keeps the
+    unsampled alphas fixed; ops sharing one alpha are rescaled once over the union of their sampled paths.
     """
+
+    single_path = False
+    has_alpha = True
 
     def __init__(self, candidates: Mapping[str, nn.Module], param: Categorical, space: SearchSpace,
                  name: str = "") -> None:
@@ -100,6 +98,26 @@ class BinaryGateMixedOp(GradientMixedOp):
             out = y if out is None else out + y
         return out
 
+    def before_arch_step(self, ctx: dict[str, Any]) -> None:
+        """Forget the paths weight steps sampled; remember alpha as it was (once per shared alpha)."""
+        self.involved = []
+        group = ctx.setdefault("binary_gate", {}).setdefault(id(self.alpha), (self.alpha.detach().clone(), []))
+        group[1].append(self)
+
+    def after_arch_step(self, ctx: dict[str, Any]) -> Mapping[str, float]:
+        """Rescale this op's alpha over the paths the arch step sampled (by the first op sharing it)."""
+        group = ctx.get("binary_gate", {}).pop(id(self.alpha), None)
+        if group is None:
+            return {}  # a sibling sharing this alpha rescaled it
+        before, ops = group
+        involved = sorted({i for op in ops for i in op.involved})
+        for op in ops:
+            op.involved = []
+        if not involved:
+            return {}
+        rescale(self.alpha, before, involved)
+        return {"rescaled": 1.0}
+
 
 @MIXED_OPS.register("BinaryGate")
 class BinaryGate(BinaryGateMixedOp):
@@ -112,56 +130,3 @@ class BinaryGateUniform(BinaryGateMixedOp):
 
     def sample_probs(self) -> torch.Tensor:
         return torch.full_like(self.alpha.detach(), 1.0 / len(self.names))
-
-
-@MIXED_OPS.register("GumbelSum")
-class GumbelSum(GradientMixedOp):
-    """SNAS: weighted sum with gumbel-softmax(alpha, temperature) weights in training, softmax(alpha) in eval.
-
-    ``temperature`` is annealed by the GumbelAnnealing optimizer; ``hard=True`` gives one-hot
-    straight-through weights.
-    """
-
-    def __init__(self, candidates: Mapping[str, nn.Module], param: Categorical, space: SearchSpace,
-                 name: str = "", temperature: float = 1.0, hard: bool = False) -> None:
-        super().__init__(candidates, param, space, name)
-        self.temperature = float(temperature)
-        self.hard = bool(hard)
-
-    def weights(self) -> torch.Tensor:
-        """Gumbel-softmax sample (training) or softmax(alpha) (eval)."""
-        if self.training:
-            return F.gumbel_softmax(self.alpha, tau=self.temperature, hard=self.hard)
-        return F.softmax(self.alpha, dim=-1)
-
-    def forward(self, *args: Any, **kwargs: Any) -> Any:
-        if self.fixed:
-            return self.forward_chosen(*args, **kwargs)
-        return weighted_sum(self.weights(), self.candidates.values(), args, kwargs)
-
-    def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, temperature={self.temperature:.4g}"
-
-
-def binary_gate_ops(model: nn.Module) -> list[BinaryGateMixedOp]:
-    """Every BinaryGate-style op of ``model``."""
-    return [m for m in model.modules() if isinstance(m, BinaryGateMixedOp)]
-
-
-def rescale_binary_gates(model: nn.Module, before: Mapping[int, torch.Tensor]) -> int:
-    """Rescale every BinaryGate alpha of ``model`` (ops sharing an alpha are rescaled once over the union of
-    their sampled paths); ``before`` maps id(alpha) to its value before the update. Returns alphas rescaled."""
-    groups: dict[int, tuple[torch.Tensor, set[int], list[BinaryGateMixedOp]]] = {}
-    for op in binary_gate_ops(model):
-        a = op.alpha
-        entry = groups.setdefault(id(a), (a, set(), []))
-        entry[1].update(op.involved)
-        entry[2].append(op)
-    n = 0
-    for key, (alpha, involved, ops) in groups.items():
-        if key in before and involved:
-            rescale(alpha, before[key], sorted(involved))
-            n += 1
-        for op in ops:
-            op.involved = []
-    return n

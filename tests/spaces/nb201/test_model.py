@@ -12,7 +12,8 @@ from torch import nn
 from fxnas import materialize, mixed_ops, searchify
 from fxnas.candidates import CANDIDATES
 from fxnas.errors import ConfigError
-from fxnas.nb201 import (
+from fxnas.slot import SlotSpec
+from fxnas.spaces.nb201 import (
     EDGE_PARAMS,
     NB201_CANDIDATES,
     Cell,
@@ -22,8 +23,7 @@ from fxnas.nb201 import (
     nb201_supernet,
     str_to_arch,
 )
-from fxnas.nb201.model import edge_param
-from fxnas.slot import SlotSpec
+from fxnas.spaces.nb201.model import edge_param
 
 
 @pytest.fixture(scope="module")
@@ -121,10 +121,10 @@ def test_config_supernet_on_one_channel_data(tmp_path):
     assert list(exp.space) == list(EDGE_PARAMS)
 
 
-def test_nb201_registers_lazily_without_importing_config():
+def test_nb201_is_a_registered_space_without_importing_config():
     import subprocess
     import sys
 
-    code = ("import sys; from fxnas.spaces.registry import SPACES; assert 'nb201' in SPACES; "
-            "assert 'fxnas.nb201' not in sys.modules; import fxnas.nb201; assert 'fxnas.config' not in sys.modules")
+    code = ("import sys; from fxnas.spaces.registry import SPACES; import fxnas.spaces.nb201.model as m; "
+            "assert SPACES.get('nb201') is m.build_nb201; assert 'fxnas.config' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True, timeout=120)

@@ -9,7 +9,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError, FxnasError
+from ...errors import ConfigError, FxnasError
 from .model import CANDIDATE_TO_OP, EDGE_PARAMS, EDGES, NB201_OPS, NUM_NODES, OP_TO_CANDIDATE
 
 ENV_VAR = "FXNAS_NB201_DIR"
@@ -66,7 +66,7 @@ def table_dir(path: str | os.PathLike[str] | None = None) -> Path:
     elif os.environ.get(ENV_VAR):
         cands = [Path(os.environ[ENV_VAR])]
     else:
-        repo = Path(__file__).resolve().parents[2]
+        repo = Path(__file__).resolve().parents[3]
         cands = [repo.parent / "shared" / "data" / "nasbench201", Path.cwd().parent / "shared/data/nasbench201"]
     for d in cands:
         if all((d / f).is_file() for f in FILES):

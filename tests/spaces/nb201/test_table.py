@@ -8,8 +8,8 @@ import random
 import pytest
 
 from fxnas.errors import ConfigError, FxnasError
-from fxnas.nb201 import EDGE_PARAMS, NB201_CANDIDATES, arch_to_str, load_table, nb201_space, str_to_arch
-from fxnas.nb201.table import FINAL_METRIC, SEARCH_METRIC, NB201Table, table_dir
+from fxnas.spaces.nb201 import EDGE_PARAMS, NB201_CANDIDATES, arch_to_str, load_table, nb201_space, str_to_arch
+from fxnas.spaces.nb201.table import FINAL_METRIC, SEARCH_METRIC, NB201Table, table_dir
 
 README_EXAMPLE = "|nor_conv_3x3~0|+|nor_conv_3x3~0|avg_pool_3x3~1|+|skip_connect~0|nor_conv_3x3~1|skip_connect~2|"
 
@@ -93,7 +93,7 @@ def test_benchmark_script_runs(capsys):
     import importlib.util
     from pathlib import Path
 
-    path = Path(__file__).resolve().parents[2] / "benchmarks" / "nb201_search.py"
+    path = Path(__file__).resolve().parents[3] / "benchmarks" / "nb201_search.py"
     spec = importlib.util.spec_from_file_location("nb201_search", path)
     mod = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(mod)

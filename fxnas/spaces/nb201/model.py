@@ -9,10 +9,12 @@ import torch
 import torch.fx as fx
 from torch import nn
 
-from ..candidates.ops import relu_conv_bn
-from ..errors import ConfigError
-from ..slot import SlotSpec
-from ..space import Categorical, SearchSpace
+from ...candidates.ops import relu_conv_bn
+from ...errors import ConfigError
+from ...slot import SlotSpec
+from ...space import Categorical, SearchSpace
+from ..registry import SPACES
+from . import ops  # noqa: F401  (registers RCB{k}, AVG3P, the cell's candidates)
 
 # NB201's op names, in the benchmark's order, and the fxnas candidates implementing them
 NB201_OPS = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
@@ -125,8 +127,7 @@ def nb201_supernet(channels: int = 16, cells_per_stage: int = 5, num_classes: in
     Traced on ``example_inputs``, else on a batch of 2 of ``input_shape`` (default 3x32x32, CIFAR); the stem
     takes ``in_channels`` (default: those of the input).
     """
-    from .. import searchify
-    from . import ops  # noqa: F401  (registers RCB{k}, AVG3P)
+    from ...api import searchify
 
     if example_inputs is not None and input_shape is None and isinstance(example_inputs, torch.Tensor):
         input_shape = tuple(example_inputs.shape)
@@ -139,6 +140,7 @@ def nb201_supernet(channels: int = 16, cells_per_stage: int = 5, num_classes: in
                      mixed_op=mixed_op, param_name=edge_param, **searchify_args)
 
 
+@SPACES.register("nb201")
 def build_nb201(supernet: bool = False, num_classes: int = 10, channels: int = 16, cells_per_stage: int = 5,
                 mixed_op: str = "Index", in_channels: int | None = None,
                 input_shape: Sequence[int] | None = None) -> SearchSpace | fx.GraphModule:

@@ -12,9 +12,10 @@ import torch
 import yaml
 
 from fxnas.errors import ConfigError
+from fxnas.estim.base import Estimator
+from fxnas.experiment import Experiment
 from fxnas.optim.base import Optimizer, Result
 from fxnas.rng import jsonable, preserved_rng
-from fxnas.routine import Experiment
 from fxnas.space import Categorical, SearchSpace
 
 
@@ -255,7 +256,7 @@ def test_resume_calls_the_optimizers_on_resume_hook(tmp_path):
     assert other.resume() and seen == [2]
 
 
-class LoopEstimator:
+class LoopEstimator(Estimator):
     """A stand-in estimator whose stage is one evaluate_loop over ``fn``."""
 
     parallel_safe = False

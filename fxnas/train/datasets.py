@@ -1,93 +1,28 @@
 """Offline datasets as DataBundles (train/valid/test loaders + input shape + classes), built by name.
 
-Data order is deterministic: every train loader uses an :class:`EpochSampler` whose permutation is drawn
-from ``torch.Generator().manual_seed(seed + epoch)``. Call ``bundle.set_epoch(epoch)`` (or
-``set_epoch(loader, epoch)``) before iterating an epoch, so that a run resumed at epoch ``e`` replays exactly
-the order an uninterrupted run saw; ``set_epoch(epoch, skip_batches=k)`` also skips the first ``k`` batches of
-the next pass only (resuming in the middle of an epoch); later passes are full epochs again.
+Every train loader draws its order from an EpochSampler (fxnas.train.sampling), so data order is fixed
+by (seed, epoch) and a resumed run replays it.
 """
 
 from __future__ import annotations
 
-import importlib
-import inspect
-import math
 import os
-from collections.abc import Callable, Iterator, Sized
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, Dataset, Sampler, Subset, TensorDataset
+from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 
 from ..errors import ConfigError
-from ..modelfile import import_model_file
+from ..options import FilePath
 from ..registry import Registry
-from ..rng import preserved_rng
+from ..userobj import resolve_callable
+from .sampling import EpochSampler, epoch_batches, fixed_batches, set_epoch  # noqa: F401  (re-exported)
 
 DATASETS = Registry("dataset")
-
-
-class EpochSampler(Sampler[int]):
-    """Indices of a dataset, shuffled by a generator seeded with ``seed + epoch`` (or in order)."""
-
-    def __init__(self, data: Sized | int, seed: int = 0, shuffle: bool = True) -> None:
-        self.n = data if isinstance(data, int) else len(data)
-        self.seed, self.shuffle = seed, shuffle
-        self.epoch, self.skip = 0, 0
-
-    def set_epoch(self, epoch: int, skip: int = 0) -> None:
-        """Use the order of ``epoch``; the next pass only leaves out its first ``skip`` samples (mid-epoch resume)."""
-        self.epoch, self.skip = int(epoch), int(skip)
-
-    def order(self) -> list[int]:
-        """The full index order of the current epoch."""
-        if not self.shuffle:
-            return list(range(self.n))
-        g = torch.Generator().manual_seed(self.seed + self.epoch)
-        return torch.randperm(self.n, generator=g).tolist()
-
-    def __iter__(self) -> Iterator[int]:
-        # a skip belongs to the resumed pass alone: left set, it would shorten every later epoch
-        skip, self.skip = self.skip, 0
-        return iter(self.order()[skip:])
-
-    def __len__(self) -> int:
-        """Samples the next pass yields (a pending skip left out); epoch_batches gives the full epoch."""
-        return max(0, self.n - self.skip)
-
-
-def epoch_batches(loader: DataLoader) -> int:
-    """Batches in one full epoch of ``loader``: a pending mid-epoch skip (set_epoch) is not subtracted."""
-    sampler, bs = loader.sampler, loader.batch_size
-    if isinstance(sampler, EpochSampler) and bs:
-        return sampler.n // bs if loader.drop_last else math.ceil(sampler.n / bs)
-    return len(loader)
-
-
-def set_epoch(loader: DataLoader, epoch: int, skip_batches: int = 0) -> None:
-    """Set the epoch (and batches to skip) of ``loader``'s sampler when it has ``set_epoch``."""
-    sampler = loader.sampler
-    if hasattr(sampler, "set_epoch"):
-        bs = loader.batch_size or 1
-        try:
-            sampler.set_epoch(epoch, skip=skip_batches * bs)
-        except TypeError:  # samplers such as DistributedSampler take only the epoch
-            sampler.set_epoch(epoch)
-
-
-def fixed_batches(loader: DataLoader, n: int, epoch: int = 0) -> list[Any]:
-    """The first ``n`` batches of ``loader``'s order for ``epoch``, without moving the global RNGs."""
-    set_epoch(loader, epoch)
-    out = []
-    with preserved_rng():  # creating the iterator draws a seed from the global RNG
-        for i, b in enumerate(loader):
-            if i >= n:
-                break
-            out.append(b)
-    return out
 
 
 @dataclass
@@ -103,6 +38,14 @@ class DataBundle:
     def set_epoch(self, epoch: int, skip_batches: int = 0) -> None:
         """Fix the train order to that of ``epoch`` (see the module docstring)."""
         set_epoch(self.train, epoch, skip_batches)
+
+    def split(self, name: str) -> DataLoader:
+        """The loader of split ``name`` (train, valid or test); ConfigError when the data has none."""
+        loader = getattr(self, name, None) if name in ("train", "valid", "test") else None
+        if loader is None:
+            raise ConfigError(f"the data has no {name!r} split; splits: "
+                              f"{', '.join(n for n in ('train', 'valid', 'test') if getattr(self, n) is not None)}")
+        return loader
 
     def example_input(self) -> torch.Tensor:
         """A random tensor of ``input_shape``, for tracing."""
@@ -132,17 +75,6 @@ def split_indices(n: int, valid_fraction: float, test_fraction: float, seed: int
     return perm[n_valid + n_test:], perm[:n_valid], perm[n_valid:n_valid + n_test]
 
 
-def build_data(type: str, **options: Any) -> DataBundle:
-    """Build the dataset registered as ``type`` with ``options``; bad options raise ConfigError."""
-    builder = DATASETS.get(type)
-    params = inspect.signature(builder).parameters
-    if not any(p.kind == p.VAR_KEYWORD for p in params.values()):
-        unknown = sorted(set(options) - set(params))
-        if unknown:
-            raise ConfigError(f"dataset {type!r} got unknown options {unknown}; valid: {sorted(params)}")
-    return builder(**options)
-
-
 # --- digits -------------------------------------------------------------------------------------------------
 @DATASETS.register("digits")
 def digits(size: int = 8, channels: int = 1, batch_size: int = 64, valid_fraction: float = 0.2,
@@ -170,7 +102,7 @@ def digits(size: int = 8, channels: int = 1, batch_size: int = 64, valid_fractio
 
 # --- tensors ------------------------------------------------------------------------------------------------
 @DATASETS.register("tensors")
-def tensors(path: str, batch_size: int = 64, valid_fraction: float = 0.2, test_fraction: float = 0.0,
+def tensors(path: FilePath, batch_size: int = 64, valid_fraction: float = 0.2, test_fraction: float = 0.0,
             seed: int = 0, normalize: bool = True, task: str = "auto",
             eval_batch_size: int | None = None) -> DataBundle:
     """X, y from a ``.pt`` file (a dict with keys X and y, or a tuple); tabular or 1-D data.
@@ -221,7 +153,7 @@ def _find_split(root: Path, names: tuple[str, ...]) -> Path | None:
 
 
 @DATASETS.register("image_folder")
-def image_folder(root: str, size: int = 32, channels: int = 3, batch_size: int = 64, valid_fraction: float = 0.2,
+def image_folder(root: FilePath, size: int = 32, channels: int = 3, batch_size: int = 64, valid_fraction: float = 0.2,
                  seed: int = 0, augment: bool = False, mean: float | list[float] = 0.5,
                  std: float | list[float] = 0.5, eval_batch_size: int | None = None,
                  num_workers: int = 0) -> DataBundle:
@@ -269,37 +201,7 @@ def image_folder(root: str, size: int = 32, channels: int = 3, batch_size: int =
     return DataBundle(*loaders, input_shape=(1, channels, size, size), num_classes=len(train.classes))
 
 
-# --- user python --------------------------------------------------------------------------------------------
-def load_object(ref: str) -> Any:
-    """The object named by ``"path/to/file.py:name"`` or ``"package.module:name"``."""
-    if ":" not in ref:
-        raise ConfigError(f"{ref!r} must look like 'file.py:name' or 'package.module:name'")
-    mod_ref, _, name = ref.rpartition(":")
-    if mod_ref.endswith(".py"):
-        if not Path(mod_ref).is_file():
-            raise ConfigError(f"python file {mod_ref!r} does not exist")
-        module = import_model_file(mod_ref)  # one importer for user files: stable module names, ModelError
-    else:
-        try:
-            module = importlib.import_module(mod_ref)
-        except ImportError as e:
-            raise ConfigError(f"cannot import {mod_ref!r}: {e}") from None
-    if not hasattr(module, name):
-        public = [n for n in dir(module) if not n.startswith("_")]
-        raise ConfigError(f"{mod_ref} has no {name!r}; it defines {public[:20]}")
-    return getattr(module, name)
-
-
-def resolve_callable(fn: Callable[..., Any] | str | None) -> Callable[..., Any] | None:
-    """A callable, or one loaded from a ``file.py:name`` reference (YAML configs give strings)."""
-    if fn is None or callable(fn):
-        return fn
-    obj = load_object(fn)
-    if not callable(obj):
-        raise ConfigError(f"{fn!r} is not callable")
-    return obj
-
-
+# --- user python ----------------------------------------------------------------------------------------------
 @DATASETS.register("python")
 def python(fn: str | Callable[..., DataBundle], **options: Any) -> DataBundle:
     """A user function (``file.py:fn`` or a callable) called with the remaining options; returns a DataBundle."""

@@ -1,0 +1,32 @@
+"""Every component registry of fxnas, by kind. Importing this module imports every built-in component.
+
+This is the one discovery mechanism of the package's own components: each package's ``__init__`` imports
+its modules (whose decorators register their components), and this module imports those packages. User
+components arrive the same way, by importing the user's module (``imports:`` in a config, ``--import`` on
+the CLI). A new kind of component adds its registry here.
+"""
+
+from __future__ import annotations
+
+from . import candidates, estim, mixed, optim, passes, spaces, train  # noqa: F401  (fill the registries)
+from .candidates.registry import CANDIDATES
+from .estim.base import ESTIMATORS
+from .estim.table import BENCHMARKS
+from .mixed.base import MIXED_OPS
+from .optim.base import OPTIMIZERS
+from .passes.patterns import PATTERNS
+from .registry import Registry
+from .space import DERIVE_RULES
+from .spaces.registry import SPACES
+from .train.criteria import CRITERIA
+from .train.datasets import DATASETS
+from .train.trainer import TRAINERS
+
+REGISTRIES: dict[str, Registry] = {r.kind: r for r in (
+    PATTERNS, CANDIDATES, MIXED_OPS, SPACES, DERIVE_RULES, OPTIMIZERS, ESTIMATORS, BENCHMARKS, TRAINERS, CRITERIA,
+    DATASETS)}
+
+
+def registries() -> dict[str, Registry]:
+    """Every registry by kind (a copy: adding a kind is an edit of this module, not of the dict)."""
+    return dict(REGISTRIES)
