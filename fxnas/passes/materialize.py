@@ -10,8 +10,9 @@ import torch.fx as fx
 from torch import nn
 
 from ..candidates.mixed import MixedOp
+from ..choice import ChoiceModule
 from ..errors import FxnasError
-from ..supernet import detach_space, mixed_ops, replace_submodule, slots, space_of
+from ..supernet import detach_space, iter_modules, mixed_ops, replace_submodule, slots, space_of
 from .inline import inline_modules
 
 
@@ -32,6 +33,16 @@ def lower_choices(net: fx.GraphModule) -> None:
         if slot.original is None:
             raise FxnasError(f"slot {path!r} was never lowered and has no original module")
         replace_submodule(net, path, slot.original)
+    for path, choice in list(iter_modules(net, ChoiceModule)):
+        if path and _at(net, path) is choice:  # not inside a choice replaced earlier in this round
+            replace_submodule(net, path, choice.materialize())
+
+
+def _at(net: nn.Module, path: str) -> nn.Module | None:
+    try:
+        return net.get_submodule(path)
+    except AttributeError:
+        return None
 
 
 def materialize(supernet: fx.GraphModule, arch: Mapping[str, Any] | None = None) -> fx.GraphModule:
@@ -40,9 +51,11 @@ def materialize(supernet: fx.GraphModule, arch: Mapping[str, Any] | None = None)
     space = space_of(net)
     space.apply(space.derive() if arch is None else arch)
     # nested mixed ops (candidates holding slots) resolve outermost first, so repeat until none remain
-    while mixed_ops(net) or slots(net):
+    while mixed_ops(net) or slots(net) or any(iter_modules(net, ChoiceModule)):
         lower_choices(net)
     detach_space(net)
+    for sub in [m for m in net.modules() if isinstance(m, fx.GraphModule) and m is not net]:
+        inline_modules(sub, strict=_is_fxnas)  # graphs nested in the subnet (chosen candidates) too
     inline_modules(net, strict=_is_fxnas)
     leftovers = [n for n, m in net.named_modules() if _is_fxnas(m)]
     if leftovers:
