@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from . import mixed_rule as _mixed_rule  # noqa: F401  (registers the mixed-op rule)
-from . import torch_rules as _torch_rules  # noqa: F401  (registers the torch op rules)
+from . import shape_rules as _shape_rules  # noqa: F401  (registers the reshape and reduction rules)
+from . import torch_rules as _torch_rules  # noqa: F401  (registers the layer and combining rules)
 from .base import ElasticModule
 from .build import elasticize
 from .channels import NodeContext, channel_groups

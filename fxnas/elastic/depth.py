@@ -35,6 +35,7 @@ class Block:
     add: fx.Node
     x: fx.Node
     y: fx.Node
+    shortcut: list[fx.Node]  # identity modules between x and the add (dropped with the add)
     nodes: list[fx.Node]  # the branch, in graph order
     out: fx.Node
     prefix: str  # the module path the branch's modules share
@@ -117,6 +118,16 @@ def _branch(x: fx.Node, y: fx.Node) -> set[fx.Node] | None:
     return nodes if len(y.users) == 1 else None
 
 
+def _through_identities(gm: fx.GraphModule, n: fx.Node) -> tuple[fx.Node, list[fx.Node]]:
+    """The node an ``nn.Identity`` shortcut forwards (and the identity calls on the way)."""
+    chain = []
+    while n.op == "call_module" and isinstance(gm.get_submodule(n.target), nn.Identity) and len(n.users) == 1 \
+            and len(n.all_input_nodes) == 1:
+        chain.append(n)
+        n = n.all_input_nodes[0]
+    return n, chain
+
+
 def _prefix(targets: list[str]) -> str:
     parts = [t.split(".")[:-1] for t in targets]
     common: list[str] = []
@@ -135,7 +146,8 @@ def residual_blocks(gm: fx.GraphModule) -> list[Block]:
         if not _is_add(node):
             continue
         a, b = node.args
-        for x, y in ((b, a), (a, b)):
+        for short, y in ((b, a), (a, b)):
+            x, through = _through_identities(gm, short)
             nodes = _branch(x, y)
             if nodes is None or node_shape(x) != node_shape(node):
                 continue
@@ -144,7 +156,7 @@ def residual_blocks(gm: fx.GraphModule) -> list[Block]:
                     and u.all_input_nodes == [out]:
                 out = u
             targets = [n.target for n in nodes if n.op in ("call_module", "get_attr")]
-            blocks.append(Block(node, x, y, sorted(nodes, key=order.__getitem__), out, _prefix(targets)))
+            blocks.append(Block(node, x, y, through, sorted(nodes, key=order.__getitem__), out, _prefix(targets)))
             break
     adds = {bl.add for bl in blocks}
     return [bl for bl in blocks if not adds.intersection(bl.nodes)]
@@ -173,7 +185,8 @@ def add_depth(gm: fx.GraphModule, depth: Sequence[int], space: SearchSpace) -> d
         choices = sorted({max(len(chain) - d, 0) for d in depth})
         if len(choices) < 2:
             continue
-        head = chain[0].prefix or chain[0].add.name
+        first = next((n.target for n in chain[0].nodes if n.op == "call_module"), chain[0].add.name)
+        head = chain[0].prefix or first
         param = space.add(ElasticParam(f"depth.{head}", choices, "depth"))
         params[param.name] = param  # type: ignore[assignment]
         for i, bl in enumerate(chain):
@@ -198,7 +211,7 @@ def _extract(gm: fx.GraphModule, bl: Block, param: ElasticParam, position: int) 
     branch = fx.GraphModule(gm.get_submodule(bl.prefix) if bl.prefix else gm, g, class_name="Branch")
     res = ElasticResidual(branch, param, position, branch_first=bl.add.args[0] is bl.y)
     moved = {n.target for n in bl.nodes if n.op in ("call_module", "get_attr")}
-    gone = set(bl.nodes) | {bl.add}
+    gone = set(bl.nodes) | {bl.add} | set(bl.shortcut)
     others = [n.target for n in gm.graph.nodes if n.op in ("call_module", "get_attr") and n not in gone]
     if bl.prefix and not any(t == bl.prefix or t.startswith(rel) for t in others):
         target = bl.prefix  # the block's own module (e.g. "layer1.1") becomes the elastic block
@@ -214,6 +227,8 @@ def _extract(gm: fx.GraphModule, bl: Block, param: ElasticParam, position: int) 
     bl.add.replace_all_uses_with(call)
     gm.graph.erase_node(bl.add)
     for n in reversed(bl.nodes):
+        gm.graph.erase_node(n)
+    for n in bl.shortcut:
         gm.graph.erase_node(n)
     return call
 

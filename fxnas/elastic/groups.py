@@ -179,16 +179,13 @@ class ChannelGroups:
         return picked
 
     def is_expansion(self, g: Group) -> bool:
-        """The hidden channels of an inverted residual: one producer and one consumer, both narrower outside."""
-        if len(g.producers) != 1 or len(g.consumers) != 1:
+        """The hidden channels of an inverted residual: wider than every producer's input and every
+        consumer's output (squeeze-excite layers inside the block included)."""
+        if not g.consumers:
             return False
-        prod, cons = g.producers[0].path, g.consumers[0].path
-        src = self.layers.get((prod, "in"))
-        dst = self.layers.get((cons, "out"))
-        if src is None or dst is None:
-            return False
-        width = lambda lc: sum(n for _, n in lc.parts)  # noqa: E731
-        return g.size > width(src) and g.size > width(dst)
+        sides = [self.layers.get((m.path, "in")) for m in g.producers] + \
+                [self.layers.get((m.path, "out")) for m in g.consumers]
+        return all(lc is not None and g.size > sum(n for _, n in lc.parts) for lc in sides)
 
     def details(self, where: Callable[[Group], bool] | None = None) -> str:
         """Every group's details (or those ``where`` selects), one block each."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..candidates.mixed import MixedOp
-from .channels import NodeContext
+from .context import NodeContext
 from .layout import Layout
 from .rules import CHANNEL_RULES
 
