@@ -62,7 +62,7 @@ class ElasticResidual(ElasticModule):
 
     def materialize(self) -> nn.Module:
         """The block as plain ops when it runs, an identity when it is skipped."""
-        return Residual(self.branch, self.branch_first) if self.runs(self.values()) else nn.Identity()
+        return Residual(self.branch, self.branch_first) if self.runs(self.values()) else Skip()
 
     def cost(self, values: Mapping[str, Any]) -> tuple[int, int]:
         return 0, 0
@@ -84,6 +84,13 @@ class Residual(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.branch(x)
         return y + x if self.branch_first else x + y
+
+
+class Skip(nn.Module):
+    """A skipped block: its input passes on (inlined away by materialize)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x
 
 
 def _is_add(n: fx.Node) -> bool:

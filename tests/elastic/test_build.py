@@ -29,14 +29,14 @@ def _model(name: str) -> nn.Module:
     return prepared(getattr(torchvision.models, name)(num_classes=10))
 
 
-def _cases() -> list:
+def _cases(slow: set[str]) -> list:
     out = [pytest.param(n, id=n) for n in USER]
-    out += [pytest.param(n, id=n, marks=[pytest.mark.slow] if n in SLOW else []) for n in TORCHVISION]
+    out += [pytest.param(n, id=n, marks=[pytest.mark.slow] if n in slow else []) for n in TORCHVISION]
     return out
 
 
-@pytest.mark.parametrize("name", _cases())
-def test_settings_materialise_to_the_supernet(name: str, tmp_path) -> None:
+@pytest.mark.parametrize("name", _cases(SLOW))
+def test_settings_materialise_to_the_supernet(name: str) -> None:
     model = _model(name)
     x = torch.randn(2, 3, 32, 32)
     net = elasticize(model, x, divisor=4, **SETTING).eval()
@@ -47,10 +47,17 @@ def test_settings_materialise_to_the_supernet(name: str, tmp_path) -> None:
         assert_close(net(x), model(x))  # reordered channels, full width: the original function
     full = check_setting(net, x, largest(net))
     assert sum(p.numel() for p in full.parameters()) == sum(p.numel() for p in model.parameters())
-    small = check_setting(net, x, smallest(net), onnx_dir=tmp_path)
+    small = check_setting(net, x, smallest(net))
     assert sum(p.numel() for p in small.parameters()) < sum(p.numel() for p in model.parameters()) / 2
     for seed in range(2):
         check_setting(net, x, net.space.sample(seed))
+
+
+@pytest.mark.parametrize("name", _cases(SLOW | {"resnet18"}))  # onnxsim takes seconds per torchvision model
+def test_materialised_subnet_exports_to_onnx(name: str, tmp_path) -> None:
+    x = torch.randn(2, 3, 32, 32)
+    net = elasticize(_model(name), x, divisor=4, **SETTING).eval()
+    check_setting(net, x, net.space.sample(7), onnx_dir=tmp_path)
 
 
 def test_kernel_elastic_on_depthwise_convs_only_by_default() -> None:

@@ -29,7 +29,8 @@ def _tp_groups(model: nn.Module, x: torch.Tensor) -> set[frozenset[tuple[str, st
                       for d, _ in g if d.target.module in names) for g in groups}
 
 
-@pytest.mark.parametrize("name", list(TP_COUNTS))  # all five: about 4 s together
+@pytest.mark.parametrize("name", [pytest.param(n, marks=[pytest.mark.slow] if n == "resnet50" else [])
+                                  for n in TP_COUNTS])
 def test_groups_agree_with_torch_pruning(name: str) -> None:
     model = getattr(torchvision.models, name)().eval()
     x = torch.randn(1, 3, 224, 224)
