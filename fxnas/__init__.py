@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from . import candidates as _candidates  # noqa: F401  (registers candidate ops)
 from .api import searchify
+from .elastic import channel_groups, elasticize
 from .errors import ConfigError, FxnasError, PatternError, RegistryError, ShapeError, TraceError
 from .graph import trace
 from .passes.construct import construct, construct_fixed
@@ -22,6 +23,6 @@ __version__ = "0.1.0"
 __all__ = [
     "Categorical", "ConfigError", "FxnasError", "Numerical", "PATTERNS", "Pattern", "PatternError", "Registry",
     "RegistryError", "SearchSpace", "ShapeError", "Slot", "SlotSpec", "TensorParam", "TraceError",
-    "attach_space", "construct", "construct_fixed", "export_onnx", "materialize", "mixed_ops", "profile", "rewrite",
-    "searchify", "slots", "space_of", "trace",
+    "attach_space", "channel_groups", "construct", "construct_fixed", "elasticize", "export_onnx", "materialize",
+    "mixed_ops", "profile", "rewrite", "searchify", "slots", "space_of", "trace",
 ]

@@ -57,7 +57,8 @@ class ElasticBatchNorm(ElasticModule):
                     getattr(bn, name).copy_(take(src, 0, r))
             if self.num_batches_tracked is not None:
                 bn.num_batches_tracked.copy_(self.num_batches_tracked)
-        return bn.to(self.running_mean.device if self.running_mean is not None else "cpu").train(self.training)
+        return bn.to(next((t.device for t in (self.weight, self.running_mean) if t is not None), "cpu")).train(
+            self.training)
 
     def cost(self, values: Mapping[str, Any]) -> tuple[int, int]:
         return (2 * self.channels.count(values) * self.channels.inner if self.affine else 0), 0
