@@ -56,6 +56,10 @@ def elasticize(
     - ``depth``: how many trailing blocks of a stage may be skipped (e.g. ``(0, 1, 2)``); a stage is a chain
       of residual blocks whose shortcut is an identity.
 
+    A group keeps its width when a layer it runs through has no elastic version (convs, linears, batch,
+    layer and group norms have one; parameter-free ops that pass channels need none). ``cost`` counts MACs
+    per sample at the size of ``example_inputs``.
+
     ``model`` may be a supernet from ``fxnas.searchify``: its mixed ops' candidates become elastic too and
     its params stay in the one space. The model itself is not changed.
     """
@@ -67,7 +71,7 @@ def elasticize(
     widths: dict[Group, ElasticParam] = {}
     if width is not None:
         for g in found.select(groups):
-            if not all(isinstance(gm.get_submodule(m.path), ELASTIC_TYPES) for m in g.members):
+            if not all(_can_shrink(gm.get_submodule(m.path), m.role) for m in g.members):
                 continue
             choices = width_choices(g, width, divisor)
             if len(choices) > 1:
@@ -80,6 +84,13 @@ def elasticize(
         add_depth(gm, depth, space)
     gm.recompile()
     return attach_space(gm, space)
+
+
+def _can_shrink(mod: nn.Module, role: str) -> bool:
+    """A layer has an elastic version, or channels pass through it and it holds no per-channel state."""
+    if isinstance(mod, ELASTIC_TYPES):
+        return True
+    return role == "through" and not any(True for _ in mod.parameters()) and not any(True for _ in mod.buffers())
 
 
 def _check(width: Any, kernel: Any, depth: Any, divisor: int, kernel_layers: Any) -> None:

@@ -80,7 +80,7 @@ def flatten_module(ctx: NodeContext) -> Any:
     return _flatten(ctx, lay, ctx.shape(ctx.arg(0)), ctx.module.start_dim, ctx.module.end_dim)
 
 
-def reshaped(ctx: NodeContext, lay: Layout, ins: tuple[int, ...], out: tuple[int, ...]) -> tuple[Layout, int] | None:
+def reshaped(lay: Layout, ins: tuple[int, ...], out: tuple[int, ...]) -> tuple[Layout, int] | None:
     """Where the channel axis lands when ``ins`` is viewed as ``out``: (layout, output axis), or None."""
     d, size = lay.dim, ins[lay.dim]
     before = math.prod(ins[:d])
@@ -105,7 +105,7 @@ def view(ctx: NodeContext) -> Any:
     ins, out = ctx.shape(ctx.arg(0)), ctx.shape()
     if lay is None or ins is None or out is None:
         return None
-    found = reshaped(ctx, lay, ins, out)
+    found = reshaped(lay, ins, out)
     if found is None:
         ctx.pin(lay, f"{ctx.op} splits or reorders the channel axis {tuple(ins)} -> {tuple(out)}")
         return None
@@ -128,7 +128,7 @@ def shape_change(ctx: NodeContext) -> Any:
     ins, out = ctx.shape(ctx.arg(0)), ctx.shape()
     if lay is None or ins is None or out is None:
         return None
-    found = reshaped(ctx, lay, ins, out)
+    found = reshaped(lay, ins, out)
     if found is None:
         ctx.pin(lay, f"{ctx.op} changes the channel axis")
         return None

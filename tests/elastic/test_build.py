@@ -125,3 +125,44 @@ def test_supernet_trains_at_a_setting() -> None:
     dw = net.get_submodule("blocks.0.branch.dw.0")
     assert dw.transforms["5to3"].grad is not None and dw.weight.grad[kept:].abs().sum() == 0
     assert all(isinstance(m, ElasticModule) for m in (bn, dw))
+
+
+class Roll(nn.Module):
+    """A parameter-free user op that moves pixels, traced as a leaf."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.roll(x, 1, dims=3)
+
+
+class Scaled(nn.Module):
+    """A user op with a per-channel parameter and no elastic version."""
+
+    def __init__(self, c: int) -> None:
+        super().__init__()
+        self.s = nn.Parameter(torch.rand(c) + 0.5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.s.view(1, -1, 1, 1)
+
+
+class UserOps(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.c1, self.roll, self.c2 = nn.Conv2d(3, 16, 3), Roll(), nn.Conv2d(16, 16, 3)
+        self.scaled, self.head = Scaled(16), nn.Conv2d(16, 4, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.scaled(self.c2(self.roll(self.c1(x)))))
+
+
+def test_user_leaf_ops_with_rules() -> None:
+    from fxnas.elastic import CHANNEL_RULES
+
+    rules = CHANNEL_RULES.scoped()
+    rules.register("Roll", obj=lambda ctx: ctx.through(ctx.channels(0, dim=1)))
+    rules.register("Scaled", obj=lambda ctx: ctx.through(ctx.channels(0, dim=1)))
+    x = torch.randn(2, 3, 12, 12)
+    net = elasticize(UserOps(), x, width=(0.5, 1.0), rules=rules, leaf_modules=[Roll, Scaled]).eval()
+    # Roll holds nothing per channel: its group shrinks; Scaled's parameter has no elastic version
+    assert set(elastic_params(net, "width")) == {"width.c1"}
+    check_setting(net, x, smallest(net))
