@@ -64,6 +64,8 @@ def elasticize(
     its params stay in the one space. The model itself is not changed.
     """
     _check(width, kernel, depth, divisor, kernel_layers)
+    if any(isinstance(m, ElasticModule) for m in model.modules()):
+        raise ConfigError("the model is elastic already; elasticize the original model (or a searchify supernet)")
     net = copy.deepcopy(model)
     space = net.space if isinstance(getattr(net, "space", None), SearchSpace) else SearchSpace()
     gm = trace_for_analysis(net, example_inputs, leaf_modules)

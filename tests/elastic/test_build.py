@@ -100,6 +100,12 @@ def test_bad_arguments_give_one_line_errors(kwargs: dict, match: str) -> None:
     assert "\n" not in str(err.value)
 
 
+def test_an_elastic_supernet_is_not_elasticized_again() -> None:
+    net = elasticize(SENet(), torch.randn(1, 3, 16, 16), width=(0.5, 1.0))
+    with pytest.raises(ConfigError, match="elastic already"):
+        elasticize(net, torch.randn(1, 3, 16, 16), width=(0.5, 1.0))
+
+
 def test_kept_channels_are_the_most_important_and_weights_are_views() -> None:
     model = prepared(SENet())
     net = elasticize(model, torch.randn(2, 3, 32, 32), width=(0.5, 1.0))
