@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from . import components as _components  # noqa: F401  (imports every built-in component: fills the registries)
 from .api import searchify
+from .elastic import channel_groups, elasticize
 from .errors import ConfigError, FxnasError, PatternError, RegistryError, ShapeError, TraceError
 from .graph import trace
 from .mixed import MIXED_OPS, MixedOp
@@ -23,6 +24,6 @@ __version__ = "0.1.0"
 __all__ = [
     "Categorical", "ConfigError", "FxnasError", "MIXED_OPS", "MixedOp", "Numerical", "PATTERNS", "Pattern",
     "PatternError", "Registry", "RegistryError", "SearchSpace", "ShapeError", "Slot", "SlotSpec", "TensorParam",
-    "TraceError", "attach_space", "construct", "construct_fixed", "export_onnx", "materialize", "mixed_ops",
-    "profile", "rewrite", "searchify", "slots", "space_of", "trace",
+    "TraceError", "attach_space", "channel_groups", "construct", "construct_fixed", "elasticize", "export_onnx",
+    "materialize", "mixed_ops", "profile", "rewrite", "searchify", "slots", "space_of", "trace",
 ]

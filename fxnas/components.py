@@ -8,8 +8,9 @@ the CLI). A new kind of component adds its registry here.
 
 from __future__ import annotations
 
-from . import candidates, estim, mixed, optim, passes, spaces, train  # noqa: F401  (fill the registries)
+from . import candidates, elastic, estim, mixed, optim, passes, spaces, train  # noqa: F401  (fill the registries)
 from .candidates.registry import CANDIDATES
+from .elastic.rules import CHANNEL_RULES
 from .estim.base import ESTIMATORS
 from .estim.table import BENCHMARKS
 from .mixed.base import MIXED_OPS
@@ -24,7 +25,7 @@ from .train.trainer import TRAINERS
 
 REGISTRIES: dict[str, Registry] = {r.kind: r for r in (
     PATTERNS, CANDIDATES, MIXED_OPS, SPACES, DERIVE_RULES, OPTIMIZERS, ESTIMATORS, BENCHMARKS, TRAINERS, CRITERIA,
-    DATASETS)}
+    DATASETS, CHANNEL_RULES)}
 
 
 def registries() -> dict[str, Registry]:

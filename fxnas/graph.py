@@ -76,9 +76,15 @@ def symbolic_trace(
     leaf_types: Iterable[type] = (),
     leaf_predicate: Callable[[nn.Module, str], bool] | None = None,
     concrete_args: dict[str, Any] | None = None,
+    stack_traces: bool = False,
 ) -> fx.GraphModule:
-    """Trace ``model`` (not a copy) into a GraphModule, raising TraceError with the failing module path."""
+    """Trace ``model`` (not a copy) into a GraphModule, raising TraceError with the failing module path.
+
+    With ``stack_traces`` every node keeps the source stack that created it (``node.stack_trace``), so that
+    later passes can name the user's line in their errors.
+    """
     tracer = FxnasTracer(leaf_types, leaf_predicate)
+    tracer.record_stack_traces = stack_traces
     try:
         graph = tracer.trace(model, concrete_args=concrete_args)
     except Exception as exc:  # fx raises many types; all mean "cannot trace"
@@ -166,11 +172,12 @@ def trace(
     leaf_modules: Sequence[type] = (),
     leaf_predicate: Callable[[nn.Module, str], bool] | None = None,
     concrete_args: dict[str, Any] | None = None,
+    stack_traces: bool = False,
 ) -> fx.GraphModule:
     """Trace a deep copy of ``model`` and annotate every node with its output shape (``node.meta``)."""
     if not isinstance(model, nn.Module):
         raise TraceError(f"trace() needs an nn.Module, got {type(model).__name__}")
-    gm = symbolic_trace(copy.deepcopy(model), leaf_modules, leaf_predicate, concrete_args)
+    gm = symbolic_trace(copy.deepcopy(model), leaf_modules, leaf_predicate, concrete_args, stack_traces)
     gm.train(model.training)
     return propagate_shapes(gm, example_inputs)
 

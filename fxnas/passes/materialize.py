@@ -44,6 +44,8 @@ def materialize(supernet: fx.GraphModule, arch: Mapping[str, Any] | None = None)
     while lower_choices(net):
         pass
     detach_space(net)
+    for sub in [m for m in net.modules() if isinstance(m, fx.GraphModule) and m is not net]:
+        inline_modules(sub, strict=_is_fxnas)  # graphs nested in the subnet (chosen candidates) too
     inline_modules(net, strict=_is_fxnas)
     leftovers = [n for n, m in net.named_modules() if _is_fxnas(m)]
     if leftovers:
