@@ -21,6 +21,7 @@ import yaml
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from .console import make_console
 from .errors import ConfigError
 from .loop import dask_client, dask_map, discrete_loop
 from .objectives import pareto_front, parse_constraint, parse_objective, scalar_score, write_pareto
@@ -99,7 +100,7 @@ class Experiment:
         self.parallel = {"backend": "local", "workers": 1, **(parallel or {})}
         if self.parallel["backend"] not in ("local", "dask"):
             raise ConfigError(f"parallel.backend must be 'local' or 'dask', got {self.parallel['backend']!r}")
-        self.console = console or Console(stderr=True)
+        self.console = console or make_console(stderr=True)
         self.show_progress = progress
         self.history: list[Result] = []
         self.best: Result | None = None
@@ -128,7 +129,7 @@ class Experiment:
     @contextlib.contextmanager
     def track(self, total: int, description: str, completed: int = 0) -> Iterator[Tracker]:
         """A progress bar with ETA for ``total`` units of work (nested bars share one display)."""
-        if not self.show_progress:
+        if not self.show_progress or not self.console.is_terminal:  # a bar in a pipe or file is only noise
             yield Tracker(None, None)
             return
         owner = self._progress is None

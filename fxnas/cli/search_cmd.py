@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import click
-from rich.console import Console
 from rich.table import Table
 
+from ..console import make_console
 from ..errors import FxnasError
 
 
@@ -45,7 +45,7 @@ def search(ctx: click.Context, config: str, overrides: tuple[str, ...], resume: 
     """Run a NAS experiment; outputs go to <out_root>/<name>/ (log, history, arch_best.yaml, checkpoints)."""
     from ..config import build_experiment, load_config
 
-    console = Console(quiet=quiet, stderr=True)
+    console = make_console(quiet=quiet, stderr=True)
     try:
         cfg = load_config(config, overrides, name=name, out_root=out_root)
         exp = build_experiment(cfg, console=console, progress=not quiet)
@@ -56,5 +56,5 @@ def search(ctx: click.Context, config: str, overrides: tuple[str, ...], resume: 
     except KeyboardInterrupt:
         click.echo("interrupted; continue with --resume", err=True)
         ctx.exit(130)
-    Console().print(summary_table(summary))
+    make_console().print(summary_table(summary))
     click.echo(f"outputs: {summary['out_dir']}")

@@ -68,7 +68,7 @@ def slot_table(net: Any, specs: dict[str, Any], title: str) -> Any:
 def searchify(model: str, pattern: str, candidates: str, input_shape: tuple[int, ...], weights: str | None,
               model_args: tuple[str, ...], mixed_op: str, seed: int, out: str | None) -> None:
     """Find the slots PATTERN matches in MODEL (model.py, model.py:build or torchvision:resnet18)."""
-    from rich.console import Console
+    from ..console import make_console
 
     source = parse_source(model, parse_kwargs(model_args))
     recipe = SpaceRecipe(source, input_shape, pattern, candidates, mixed_op, weights=weights, seed=seed)
@@ -76,7 +76,7 @@ def searchify(model: str, pattern: str, candidates: str, input_shape: tuple[int,
     net, specs = recipe.build()
     secs = time.perf_counter() - t0
     space = space_of(net)
-    console = Console(width=max(120, Console().width))
+    console = make_console(min_width=120)  # the slot table needs its columns
     console.print(slot_table(net, specs, f"{source.spec()}: {len(specs)} slots matching {pattern!r}"))
     n_params = sum(p.numel() for p in net.parameters())
     console.print(f"space size: {space.size():.6g} archs over {len(space.discrete())} params; "
