@@ -36,7 +36,7 @@ PLUGIN_PACKAGES = ("fxnas.candidates", "fxnas.passes", "fxnas.optim", "fxnas.est
                    "fxnas.spaces", "fxnas.nb201")
 
 TOP_KEYS = ("name", "seed", "device", "out_root", "model", "construct", "optim", "estim", "trainer", "data",
-            "export", "objectives", "constraints", "parallel", "progress")
+            "export", "objectives", "constraints", "parallel", "progress", "threads")
 SECTION_KEYS = {
     "construct": ("pattern", "candidates", "mixed_op", "mixed_op_args", "share", "check"),
     "export": ("materialize", "onnx", "simplify", "test", "plot", "bn_recalibrate"),
@@ -47,6 +47,7 @@ DEFAULTS: dict[str, Any] = {
     "export": {"materialize": True, "onnx": False, "simplify": True, "test": True, "plot": True,
                "bn_recalibrate": 10},
     "objectives": None, "constraints": [], "parallel": {"backend": "local", "workers": 1}, "progress": True,
+    "threads": None,  # torch's CPU threads for the run (None: torch's default); see rng.set_threads
 }
 
 
@@ -203,6 +204,9 @@ def validate(raw: Mapping[str, Any]) -> dict[str, Any]:
         raise ConfigError(f"name must be a non-empty folder name, got {cfg['name']!r}")
     if not isinstance(cfg["seed"], int):
         raise ConfigError(f"seed must be an integer, got {cfg['seed']!r}")
+    if cfg["threads"] is not None and (isinstance(cfg["threads"], bool) or not isinstance(cfg["threads"], int)
+                                       or cfg["threads"] < 1):
+        raise ConfigError(f"threads must be a positive integer or null (torch's default), got {cfg['threads']!r}")
     for sec, keys in SECTION_KEYS.items():
         if cfg[sec] is None:
             continue
@@ -369,13 +373,15 @@ def build_experiment(cfg: Mapping[str, Any], console: Console | None = None,
 
     from .estim.base import ESTIMATORS
     from .optim.base import OPTIMIZERS
-    from .rng import seed_everything
+    from .rng import seed_everything, set_threads
     from .routine import Experiment
     from .train.data import DATASETS
     from .train.trainer import TRAINERS
 
     seed = int(cfg["seed"])
     seed_everything(seed)
+    if cfg.get("threads") is not None:  # before the data: its normalisation is a thread-split reduction too
+        set_threads(int(cfg["threads"]))
     device = cfg["device"]
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
