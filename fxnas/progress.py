@@ -3,19 +3,13 @@
 from __future__ import annotations
 
 import contextlib
-import sys
 from collections.abc import Iterator
 from typing import Any
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
-
-def make_console(stderr: bool = True, quiet: bool = False) -> Console:
-    """A rich console; when the stream is not a terminal (piped, a log file) lines are never wrapped."""
-    stream = sys.stderr if stderr else sys.stdout
-    tty = stream.isatty()
-    return Console(stderr=stderr, quiet=quiet, soft_wrap=not tty, width=None if tty else 10_000)
+from .console import make_console
 
 
 class Tracker:
@@ -39,7 +33,7 @@ class Display:
     """Prints messages and shows progress bars; nested bars share one live display."""
 
     def __init__(self, console: Console | None = None, progress: bool = True) -> None:
-        self.console = console or make_console()
+        self.console = console or make_console(stderr=True)
         self.show_progress = progress
         self._progress: Progress | None = None
 
@@ -51,7 +45,7 @@ class Display:
     @contextlib.contextmanager
     def track(self, total: int, description: str, completed: int = 0) -> Iterator[Tracker]:
         """A progress bar with ETA for ``total`` units of work."""
-        if not self.show_progress:
+        if not self.show_progress or not self.console.is_terminal:  # bars in a pipe are only blank lines
             yield Tracker(None, None)
             return
         owner = self._progress is None

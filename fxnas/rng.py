@@ -1,4 +1,5 @@
-"""Reproducibility helpers: global RNG state capture/restore, seeding, and JSON-safe values for checkpoints."""
+"""Reproducibility helpers: global RNG state capture/restore, seeding, the torch thread count, and JSON-safe
+values for checkpoints."""
 
 from __future__ import annotations
 
@@ -11,12 +12,27 @@ from typing import Any
 import numpy as np
 import torch
 
+from .errors import ConfigError
+
 
 def seed_everything(seed: int) -> None:
     """Seed python's, numpy's and torch's global generators."""
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+def set_threads(threads: int) -> None:
+    """Run torch's CPU ops on ``threads`` intra-op threads.
+
+    A CPU reduction (a mean, a matmul's or a depthwise conv's weight gradient over the batch) splits its sum
+    over the threads, so its last bits depend on their number; a search amplifies those bits into other
+    sampled paths and another arch. A fixed count makes a run's result independent of the machine's default
+    (its core count, OMP_NUM_THREADS).
+    """
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ConfigError(f"threads must be a positive integer (torch's CPU threads), got {threads!r}")
+    torch.set_num_threads(threads)
 
 
 def rng_state() -> dict[str, Any]:

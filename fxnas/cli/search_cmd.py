@@ -7,8 +7,8 @@ from typing import Any
 import click
 from rich.table import Table
 
+from ..console import make_console
 from ..errors import FxnasError
-from ..progress import make_console
 from .common import epilog, import_option
 
 
@@ -69,5 +69,5 @@ def search(ctx: click.Context, imports: tuple[str, ...], config: str, overrides:
         click.echo(f"Error: {type(exc).__name__}: {' '.join(str(exc).split())} (rerun with --debug for the "
                    f"traceback)", err=True)
         ctx.exit(1)
-    make_console(stderr=False).print(summary_table(summary))
+    make_console().print(summary_table(summary))
     click.echo(f"outputs: {summary['out_dir']}")

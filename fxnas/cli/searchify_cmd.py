@@ -9,12 +9,12 @@ from typing import Any
 import click
 
 from ..candidates.registry import CANDIDATES
+from ..console import make_console
 from ..errors import FxnasError
 from ..mixed.base import MIXED_OPS
 from ..modelfile import parse_kwargs, parse_shape, parse_source
 from ..outputs import check_writable
 from ..passes.patterns import PATTERNS
-from ..progress import make_console
 from ..spacefile import SpaceRecipe, write_space
 from ..supernet import space_of
 from .common import RegistryOption, epilog, import_option
@@ -87,7 +87,7 @@ def searchify(imports: tuple[str, ...], model: str, pattern: str, candidates: st
     net, specs = recipe.build()
     secs = time.perf_counter() - t0
     space = space_of(net)
-    console = make_console(stderr=False)
+    console = make_console(min_width=120)  # the slot table needs its columns
     console.print(slot_table(net, specs, f"{source.spec()}: {len(specs)} slots matching {pattern!r}"))
     n_params = sum(p.numel() for p in net.parameters())
     console.print(f"space size: {space.size():.6g} archs over {len(space.discrete())} params; "

@@ -76,12 +76,12 @@ def build_experiment(cfg: Mapping[str, Any], console: Console | None = None,
     from ..estim.base import ESTIMATORS
     from ..experiment import Experiment
     from ..optim.base import OPTIMIZERS
-    from ..rng import seed_everything
+    from ..rng import seed_everything, set_threads
     from ..train.datasets import DATASETS
     from ..train.trainer import TRAINERS
 
-    if cfg.get("threads"):
-        torch.set_num_threads(int(cfg["threads"]))
+    if cfg.get("threads") is not None:
+        set_threads(int(cfg["threads"]))  # before the data: even its normalisation mean is thread-split
     seed = int(cfg["seed"])
     seed_everything(seed)
     device = cfg["device"]

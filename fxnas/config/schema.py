@@ -191,13 +191,15 @@ def validate(raw: Mapping[str, Any], base: Path | None = None) -> dict[str, Any]
         if raw.get(req) is None:
             raise ConfigError(f"the config needs a {req!r} section")
     cfg = {**copy.deepcopy(DEFAULTS), **copy.deepcopy(dict(raw))}
+    threads = cfg["threads"]
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
+        raise ConfigError(f"threads must be a positive integer or null (torch's CPU threads for the run), "
+                          f"got {threads!r}")
     for k, hint in TOP_KEYS.items():
         if hint is not Any and k in raw:
             _check_value(k, cfg[k], hint)
     if not cfg["name"] or "/" in cfg["name"]:
         raise ConfigError(f"name must be a non-empty folder name, got {cfg['name']!r}")
-    if cfg["threads"] is not None and cfg["threads"] < 1:
-        raise ConfigError(f"threads must be >= 1 (torch threads for the run), got {cfg['threads']}")
     for sec, keys in SECTION_KEYS.items():
         if cfg[sec] is None:
             continue

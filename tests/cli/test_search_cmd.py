@@ -14,8 +14,12 @@ SHORT_DEMO = ["-o", "estim.0.epochs=1", "-o", "estim.1.epochs=1", "-o", "estim.2
 
 
 def test_demo_runs_and_prints_the_best_arch(tmp_path):
-    res = CliRunner().invoke(search, ["-c", "demo", "--out-root", str(tmp_path), "--quiet", *SHORT_DEMO])
+    res = CliRunner().invoke(search, ["-c", "demo", "--out-root", str(tmp_path), *SHORT_DEMO])
     assert res.exit_code == 0, res.output
+    # piped (not a terminal): one line per record, longer than 80 columns and unbroken, and no progress bars
+    records = res.stderr.splitlines()
+    best_line = next(line for line in records if line.startswith("best arch: {"))
+    assert len(best_line) > 80 and best_line.endswith("}") and "" not in records
     assert "best architecture" in res.stdout and "acc" in res.stdout and "test_acc" in res.stdout
     out = tmp_path / "demo"
     for f in ("log.txt", "history.jsonl", "arch_best.yaml", "alphas.jsonl", "checkpoint.pt", "config.yaml",
