@@ -50,6 +50,10 @@ class MixedOp(nn.Module):
         """The candidate the current arch selects."""
         return self.candidates[self.names[self.index]]
 
+    def materialize(self) -> nn.Module:
+        """The plain module of the current choice: the candidate the applied arch selects."""
+        return self.chosen()
+
     def forward_chosen(self, *args: Any, **kwargs: Any) -> Any:
         """Run only the candidate the current arch selects."""
         return self.chosen()(*args, **kwargs)
