@@ -74,6 +74,7 @@ class GraphCount:
     total_params: int = 0
     input_bytes: int = 0
     peak_activation_bytes: int = 0
+    shapes: dict[str, tuple[tuple[int, ...], torch.dtype]] = field(default_factory=dict)  # tensor nodes by name
 
     def total(self) -> dict[str, int]:
         """Sums of the additive metrics (``params``: the distinct parameters the costed nodes use)."""
@@ -149,6 +150,7 @@ class _Counter(fx.Interpreter):
         self.sizes: dict[fx.Node, int] = {}  # bytes a node's output allocates (0: shares an input's storage)
         self.shares: dict[fx.Node, fx.Node] = {}  # node -> the input whose storage it shares
         self.seen: set[int] = set()
+        self.shapes: dict[str, tuple[tuple[int, ...], torch.dtype]] = {}
 
     def run_node(self, n: fx.Node) -> Any:
         try:
@@ -157,6 +159,8 @@ class _Counter(fx.Interpreter):
             where = f"node {n.name!r}" + (f" (module {n.target!r})" if n.op == "call_module" else "")
             first = (str(exc).strip().splitlines() or [""])[0]
             raise TraceError(f"counting costs failed at {where}: {type(exc).__name__}: {first}") from exc
+        if isinstance(out, torch.Tensor):
+            self.shapes[n.name] = (tuple(out.shape), out.dtype)
         if n.op not in ("call_module", "call_function", "call_method"):
             return out
         args, kwargs = self.fetch_args_kwargs_from_env(n)
@@ -233,7 +237,7 @@ def count_graph(gm: fx.GraphModule, example_inputs: Any, rules: Registry = COST_
     with torch.no_grad():
         counter.run(*args)
     return GraphCount(gm, counter.costs, counter.sites, sum(p.numel() for p in gm.parameters()),
-                      nbytes(args), _peak(gm, counter.sizes, counter.shares))
+                      nbytes(args), _peak(gm, counter.sizes, counter.shares), counter.shapes)
 
 
 def count(module: nn.Module, example_inputs: Any, rules: Registry = COST_RULES,

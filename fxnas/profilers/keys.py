@@ -6,6 +6,7 @@ import hashlib
 from typing import Any
 
 import torch
+import torch.fx as fx
 from torch import nn
 
 _PLAIN = (bool, int, float, str, type(None))
@@ -19,13 +20,15 @@ def _plain(v: Any) -> bool:
 
 def module_signature(module: nn.Module) -> str:
     """Every submodule's type, plain attributes (which steer ``forward``, e.g. a stride or a residual flag,
-    even when ``repr`` leaves them out) and parameter/buffer shapes, as one string."""
+    even when ``repr`` leaves them out), parameter/buffer shapes and a GraphModule's code, as one string."""
     parts = []
     for name, m in module.named_modules():
         attrs = sorted((k, repr(v)) for k, v in vars(m).items() if not k.startswith("_") and _plain(v))
         tensors = [(k, tuple(t.shape), str(t.dtype)) for k, t in
                    list(m._parameters.items()) + list(m._buffers.items()) if t is not None]
         parts.append(f"{name}:{type(m).__module__}.{type(m).__qualname__}{attrs}{tensors}")
+        if isinstance(m, fx.GraphModule):  # its forward is its graph: functional ops are in the code only
+            parts.append(m.code)
     return "\n".join(parts)
 
 

@@ -161,16 +161,21 @@ def build_cost_tree(supernet: fx.GraphModule, example_inputs: Any = None, cost: 
     """The cost tree of ``supernet`` on ``example_inputs`` (default: batch-1 zeros of its traced input shapes)."""
     space = space_of(supernet)
     cost = cost if cost is not None else LevelCost()
-    args = batch_one_inputs(supernet) if example_inputs is None else example_inputs
     modes = [(m, m.training) for m in supernet.modules()]
-    supernet.eval()
     try:
-        with fixed_arch(supernet):  # choice modules run their current option only, for the shapes downstream
-            root = count_graph(supernet, args, stop_at=is_choice)
-        return _tree(root, cost, space, 0, {})
+        return _tree(choice_sites(supernet, example_inputs), cost, space, 0, {})
     finally:
         for m, was in modes:
             m.training = was
+
+
+def choice_sites(supernet: fx.GraphModule, example_inputs: Any = None) -> GraphCount:
+    """The supernet's graph counted without its choice modules, whose inputs come back as ``sites``; in eval
+    mode (left on), on ``example_inputs`` (default: batch-1 zeros of the traced input shapes)."""
+    args = batch_one_inputs(supernet) if example_inputs is None else example_inputs
+    supernet.eval()
+    with fixed_arch(supernet):  # choice modules run their current option only, for the shapes downstream
+        return count_graph(supernet, args, stop_at=is_choice)
 
 
 _MAX_DEPTH = 8
