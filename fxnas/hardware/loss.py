@@ -80,7 +80,8 @@ class LogMulCriterion(HardwareCriterion):
     """
 
     def __init__(self, target: float, alpha: float = 1.0, beta: float = 0.6) -> None:
-        self.target = _positive("logmul target (in the metric's unit; e.g. latency in us)", target, above=1.0)
+        self.target = _positive("logmul target (in the metric's unit: latency in microseconds for a fast model)",
+                                target, above=1.0)
         self.alpha, self.beta = _positive("alpha", alpha), _positive("beta", beta)
 
     def __call__(self, loss: torch.Tensor, value: torch.Tensor) -> torch.Tensor:

@@ -100,11 +100,11 @@ class LatencyMetric(MetricProvider):
                 self.predictor = XGBoostPredictor(self.space, seed=seed).fit(archs, [self.measure(a) for a in archs])
 
     def measure(self, arch: Mapping[str, Any]) -> float:
-        """The measured median latency (ms) of ``arch``'s materialised subnet."""
+        """The measured latency (ms, the profiler's statistic) of ``arch``'s materialised subnet."""
         from ..passes.materialize import materialize
 
         sub = materialize(self.supernet, {**self.space.current(), **self.space.validate(arch)}).eval()
-        return self.profiler.measure(sub, self.inputs).median_ms
+        return self.profiler.value(self.profiler.measure(sub, self.inputs))
 
     def __call__(self, arch: Mapping[str, Any]) -> dict[str, float]:
         if self.source == "measured":

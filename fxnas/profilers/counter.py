@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import operator
 from collections import defaultdict
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,6 +39,7 @@ class NodeCost:
     op: str
     target: str
     kind: str
+    rule: str = ""  # the registry name of the rule that costed it ("" when none claims the op)
     params: int = 0
     macs: int = 0
     flops: int = 0
@@ -175,7 +176,8 @@ class _Counter(fx.Interpreter):
     def _cost(self, n: fx.Node, module: nn.Module | None, args: tuple, kwargs: dict, out: Any) -> None:
         rule = self.index.rule_for(n.op, n.target, module)
         call = OpCall(n.target, module, args, kwargs, out)
-        c = NodeCost(n.name, n.op, _target_name(n), rule.kind if rule else "other", counted=rule is not None,
+        c = NodeCost(n.name, n.op, _target_name(n), rule.kind if rule else "other", rule.name if rule else "",
+                     counted=rule is not None,
                      args=describe_args(args)[1:-1] + (f";{describe_args(kwargs)}" if kwargs else ""))
         if isinstance(out, torch.Tensor):
             c.out_shape = tuple(out.shape)
@@ -241,16 +243,17 @@ def count_graph(gm: fx.GraphModule, example_inputs: Any, rules: Registry = COST_
 
 
 def count(module: nn.Module, example_inputs: Any, rules: Registry = COST_RULES,
-          stop_at: Callable[[nn.Module], bool] | None = None) -> GraphCount:
+          stop_at: Callable[[nn.Module], bool] | None = None, leaf_modules: Sequence[type] = ()) -> GraphCount:
     """Trace ``module`` (in eval mode; a supernet follows its current arch) and cost every node.
 
-    The module is not copied: the graph calls its submodules, whose train/eval modes are restored after.
+    ``leaf_modules`` are traced as single calls (costed by their rule; without one, ``uncounted``). The module
+    is not copied: the graph calls its submodules, whose train/eval modes are restored after.
     """
     modes = [(m, m.training) for m in module.modules()]
     module.eval()
     try:
         leaf = (lambda m, _name: stop_at(m)) if stop_at is not None else None
-        gm = symbolic_trace(module, leaf_predicate=leaf)
+        gm = symbolic_trace(module, leaf_types=tuple(leaf_modules), leaf_predicate=leaf)
         result = count_graph(gm, example_inputs, rules, stop_at)
     finally:
         for m, was in modes:

@@ -21,7 +21,7 @@ import torch
 import torch.fx as fx
 from torch import nn
 
-from ..errors import FxnasError
+from ..errors import ConfigError, FxnasError
 from ..graph import as_tuple, node_shape
 from ..supernet import space_of
 from .cache import LatencyCache, open_cache
@@ -29,6 +29,8 @@ from .counter import GraphCount, NodeCost, count
 from .keys import input_signature, structure_key
 from .runtimes import Runtime, Timing, build_runtime
 from .tree import CostTree, LevelCost, build_cost_tree, choice_options, choice_sites, is_choice
+
+STATISTICS = {"median": "median_ms", "min": "min_ms", "p90": "p90_ms"}
 
 
 def onnx_latency(model: nn.Module | str | os.PathLike, example_inputs: Any, repeats: int = 30, warmup: int = 5,
@@ -44,16 +46,30 @@ class LatencyProfiler:
 
     ``runtime`` is a registry name (``onnxruntime``, ``torch``, ``torch_compile``) with ``runtime_options``
     (e.g. ``threads=1``, ``provider=...``, ``device=...``) or a Runtime; ``cache`` is a LatencyCache, a path,
-    ``True`` (the default cache file) or None (measure every time). ``measured`` counts actual timings.
+    ``True`` (the default cache file) or None (measure every time). ``statistic`` (``median``, ``min`` or
+    ``p90``) is the figure tables and trees use from each timing; ``flush_mb`` evicts the CPU caches before
+    each timed run (see ``Runtime.measure``). ``measured`` counts actual timings.
     """
 
     def __init__(self, runtime: str | Runtime = "onnxruntime", cache: Any = None, repeats: int = 30,
-                 warmup: int = 5, **runtime_options: Any) -> None:
+                 warmup: int = 5, statistic: str = "median", flush_mb: float = 0.0, **runtime_options: Any) -> None:
+        if statistic not in STATISTICS:
+            raise ConfigError(f"latency statistic must be one of {list(STATISTICS)}, got {statistic!r}")
+        self.statistic, self.flush_mb = statistic, float(flush_mb)
         self.runtime = build_runtime(runtime, **runtime_options)
         self.cache: LatencyCache | None = open_cache(cache)
         self.repeats, self.warmup = int(repeats), int(warmup)
         self.measured = 0
         self._memo: dict[str, Timing] = {}
+
+    def runtime_key(self) -> str:
+        """The runtime's key plus how it is timed when that changes the figures (cache flushing)."""
+        rt = self.runtime.key()
+        return f"{rt}/flush={self.flush_mb:g}MiB" if self.flush_mb else rt
+
+    def value(self, timing: Timing) -> float:
+        """The figure (ms) of ``timing`` this profiler reports: its ``statistic``."""
+        return float(getattr(timing, STATISTICS[self.statistic]))
 
     def key(self, module: nn.Module | str | os.PathLike, example_inputs: Any) -> str:
         """The op key of ``module`` on ``example_inputs`` (structure and shapes; an ONNX file: its hash)."""
@@ -68,10 +84,10 @@ class LatencyProfiler:
         key = key or self.key(module, example_inputs)
         if key in self._memo:
             return self._memo[key]
-        rt, dev = self.runtime.key(), self.runtime.device()
+        rt, dev = self.runtime_key(), self.runtime.device()
         timing = self.cache.get(rt, key, dev) if self.cache is not None else None
         if timing is None:
-            timing = self.runtime.measure(module, example_inputs, self.repeats, self.warmup)
+            timing = self.runtime.measure(module, example_inputs, self.repeats, self.warmup, self.flush_mb)
             self.measured += 1
             if self.cache is not None:
                 self.cache.put(rt, key, timing, dev)
@@ -181,13 +197,13 @@ class LatencyTable:
 
     def measure(self, gm: fx.GraphModule, n: fx.Node, key: str | None = None,
                 shapes: dict[str, tuple[tuple[int, ...], torch.dtype]] | None = None) -> float:
-        """Median latency (ms) of the single op ``n`` on random inputs of its input shapes."""
+        """Latency (ms, the profiler's statistic) of the single op ``n`` on random inputs of its input shapes."""
         sub, inputs = single_op_module(gm, n)
         sub.eval()
         before = self.profiler.measured
         t = self.profiler.measure(sub, tuple(_node_input(a, shapes) for a in inputs), key=key)
         self.measured += self.profiler.measured - before
-        return t.median_ms
+        return self.profiler.value(t)
 
     def ops_of(self, counted: GraphCount) -> list[tuple[fx.Node, str]]:
         """(node, key) of every op of a counted graph the table prices."""
@@ -244,7 +260,7 @@ class LatencyCost(LevelCost):
         return {"latency_ms": self.table.price(counted)}
 
     def leaf(self, module: nn.Module, args: tuple[Any, ...]) -> dict[str, float] | None:
-        return {"latency_ms": self.profiler.measure(module, _fresh(args)).median_ms}
+        return {"latency_ms": self.profiler.value(self.profiler.measure(module, _fresh(args)))}
 
 
 def latency_tree(supernet: fx.GraphModule, profiler: LatencyProfiler | None = None,

@@ -82,6 +82,7 @@ class CostRule:
     """
 
     kind: str = "other"
+    name: str = ""  # the registry name, set when the rules are indexed
     modules: tuple[type, ...] = ()
     functions: tuple[Callable[..., Any], ...] = ()
     methods: tuple[str, ...] = ()
@@ -231,19 +232,27 @@ class PoolRule(CostRule):
         return OpCount(0, call.out_numel * _window(k, max(x.dim() - 2, 1)))
 
 
-@COST_RULES.register("reduce")
-class ReduceRule(CostRule):
-    """Adaptive pooling and reductions: one FLOP per input element read."""
+@COST_RULES.register("adaptive_pool")
+class AdaptivePoolRule(CostRule):
+    """Adaptive pooling: one FLOP per input element read."""
 
     kind = "reduce"
     modules = (nn.modules.pooling._AdaptiveAvgPoolNd, nn.modules.pooling._AdaptiveMaxPoolNd)
     functions = (F.adaptive_avg_pool1d, F.adaptive_avg_pool2d, F.adaptive_avg_pool3d, F.adaptive_max_pool1d,
-                 F.adaptive_max_pool2d, F.adaptive_max_pool3d, torch.mean, torch.sum, torch.amax, torch.amin)
-    methods = ("mean", "sum", "amax", "amin", "max", "min")
+                 F.adaptive_max_pool2d, F.adaptive_max_pool3d)
 
     def count(self, call: OpCall) -> OpCount:
         ins = call.tensors()
         return OpCount(0, ins[0].numel() if ins else 0)
+
+
+@COST_RULES.register("reduce")
+class ReduceRule(AdaptivePoolRule):
+    """Reductions (mean, sum, max...): one FLOP per input element read."""
+
+    modules = ()
+    functions = (torch.mean, torch.sum, torch.amax, torch.amin)
+    methods = ("mean", "sum", "amax", "amin", "max", "min")
 
 
 @COST_RULES.register("elementwise")
@@ -367,6 +376,7 @@ def build_index(rules: Registry = COST_RULES) -> RuleIndex:
         rule = rule() if isinstance(rule, type) else rule
         if not isinstance(rule, CostRule):
             raise RegistryError(f"cost rule {name!r} is a {type(rule).__name__}; register a CostRule subclass")
+        rule.name = name
         for slot, claims in enumerate((rule.modules, rule.functions, rule.methods)):
             for c in claims:
                 if (slot, c) in owner and owner[(slot, c)] != name:

@@ -66,15 +66,32 @@ class Timing:
         return cls(**{k: d[k] for k in cls.__dataclass_fields__})
 
 
-def time_runs(run: Callable[[], Any], repeats: int, warmup: int, sync: Callable[[], None] | None = None
-              ) -> list[float]:
-    """Milliseconds of each of ``repeats`` calls of ``run`` after ``warmup`` untimed ones."""
+class CacheFlusher:
+    """Writes a buffer of ``mb`` MiB, evicting the CPU caches (a buffer larger than the last-level cache)."""
+
+    def __init__(self, mb: float) -> None:
+        import numpy as np
+
+        self.buf = np.zeros(int(mb * 2**20), dtype=np.uint8)
+        self.i = 0
+
+    def __call__(self) -> None:
+        self.i = (self.i + 1) % 251
+        self.buf.fill(self.i)
+
+
+def time_runs(run: Callable[[], Any], repeats: int, warmup: int, sync: Callable[[], None] | None = None,
+              before: Callable[[], None] | None = None) -> list[float]:
+    """Milliseconds of each of ``repeats`` calls of ``run`` after ``warmup`` untimed ones; ``before`` runs
+    (untimed) ahead of each timed call."""
     for _ in range(warmup):
         run()
     if sync is not None:
         sync()
     samples = []
     for _ in range(repeats):
+        if before is not None:
+            before()
         t0 = time.perf_counter()
         run()
         if sync is not None:
@@ -109,13 +126,18 @@ class Runtime:
         yield
 
     def measure(self, module: nn.Module | str | os.PathLike, example_inputs: Any, repeats: int = 30,
-                warmup: int = 5) -> Timing:
-        """Time ``module`` on ``example_inputs``."""
-        if int(repeats) < 1 or int(warmup) < 0:
-            raise ConfigError(f"latency needs repeats >= 1 and warmup >= 0, got {repeats}, {warmup}")
+                warmup: int = 5, flush_mb: float = 0.0) -> Timing:
+        """Time ``module`` on ``example_inputs``; with ``flush_mb``, the CPU caches are evicted before each
+        timed run (a part measured alone then pays for loading its weights, as it does inside a network
+        whose weights exceed the caches)."""
+        if int(repeats) < 1 or int(warmup) < 0 or not flush_mb >= 0:
+            raise ConfigError(f"latency needs repeats >= 1, warmup >= 0 and flush_mb >= 0, got {repeats}, "
+                              f"{warmup}, {flush_mb}")
         run = self.prepare(module, example_inputs)
+        flush = CacheFlusher(flush_mb) if flush_mb else None
         with self.threads():
-            return Timing.from_samples(time_runs(run, int(repeats), int(warmup), self.sync), int(warmup))
+            samples = time_runs(run, int(repeats), int(warmup), self.sync, flush)
+        return Timing.from_samples(samples, int(warmup))
 
 
 def _threads(n: Any) -> int:
