@@ -104,6 +104,7 @@ class Runtime:
     """Base of the runtimes: ``prepare`` returns a zero-argument callable that runs the module once."""
 
     name = "runtime"
+    n_threads = 1
 
     def key(self) -> str:
         """Everything about this runtime that changes a latency (part of each cache key)."""
