@@ -78,7 +78,7 @@ def measure_subnets(sn: Any, archs: list[dict[str, Any]], x: torch.Tensor, round
     paths = []
     for i, a in enumerate(archs):
         sub = fxnas.materialize(sn, a).eval()
-        paths.append(export_onnx(sub, x, folder / f"s{i}.onnx", simplify=True, check=False))
+        paths.append(export_onnx(sub, x, folder / f"s{i}.onnx", simplify=False, check=False))
     export_s = time.perf_counter() - t0
     samples: list[list[float]] = [[] for _ in archs]
     feeds_x = x.numpy()

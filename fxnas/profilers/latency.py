@@ -191,7 +191,7 @@ class LatencyTable:
                  threads: int = 1, profiler: LatencyProfiler | None = None) -> None:
         self.entries: dict[str, float] = dict(entries or {})
         self.profiler = profiler if profiler is not None else LatencyProfiler(
-            "onnxruntime", repeats=repeats, warmup=warmup, threads=threads, simplify=False)
+            "onnxruntime", repeats=repeats, warmup=warmup, threads=threads)
         self.repeats, self.warmup, self.threads = repeats, warmup, threads
         self.measured = 0
 

@@ -150,13 +150,15 @@ def _threads(n: Any) -> int:
 @RUNTIMES.register("onnxruntime")
 class OnnxRuntime(Runtime):
     """onnxruntime on an execution provider (``CPUExecutionProvider``, ``CUDAExecutionProvider``...) with
-    ``threads`` intra-op threads; a module is exported with ``fxnas.export_onnx`` (opset ``opset``, simplified
-    with onnxsim when ``simplify``) first."""
+    ``threads`` intra-op threads and every graph optimisation on; a module is exported with
+    ``fxnas.export_onnx`` (opset ``opset``) first, simplified with onnxsim only when ``simplify`` (the
+    session's own optimisations fold constants and fuse conv/norm/activation already, and onnxsim costs
+    seconds per model)."""
 
     name = "onnxruntime"
 
     def __init__(self, provider: str = "CPUExecutionProvider", threads: int = 1, opset: int = 18,
-                 simplify: bool = True) -> None:
+                 simplify: bool = False) -> None:
         import onnxruntime as ort
 
         available = ort.get_available_providers()
@@ -166,7 +168,8 @@ class OnnxRuntime(Runtime):
         self.version = ort.__version__
 
     def key(self) -> str:
-        return f"onnxruntime-{self.version}/{self.provider}/threads={self.n_threads}/opset={self.opset}"
+        simplified = "/onnxsim" if self.simplify else ""
+        return f"onnxruntime-{self.version}/{self.provider}/threads={self.n_threads}/opset={self.opset}{simplified}"
 
     def device(self) -> str:
         return "cpu" if self.provider == "CPUExecutionProvider" else self.provider
@@ -178,6 +181,7 @@ class OnnxRuntime(Runtime):
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = self.n_threads
         opts.inter_op_num_threads = 1
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.log_severity_level = 3
         return ort.InferenceSession(str(path), opts, providers=[self.provider])
 
