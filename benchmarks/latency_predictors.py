@@ -10,9 +10,7 @@ a subnet's latency is the median of all its runs; the minimum is shown too, as i
 other processes on a shared machine), then 5-fold cross-validation holds every subnet out once:
 
 * table: the latency table's sum (each candidate timed at its slot's shape, fixed ops per op) plus the
-  overhead fitted on the other folds (also: a fitted scale and overhead, and the raw sum), with the table's
-  entries timed warm or with the CPU caches evicted before each run ("cold cache": a block alone then loads
-  its weights as it does inside a network whose weights exceed the last-level cache);
+  overhead fitted on the other folds (also: a fitted scale and overhead, and the raw sum);
 * xgboost: XGBoost on the space's one-hot features (also: with the static counts, and the table sum, as
   extra features).
 
@@ -22,6 +20,7 @@ Targets: Spearman >= 0.9, MAPE <= 10 %. The machine is shared: run it under ``ni
 from __future__ import annotations
 
 import argparse
+import json
 import statistics
 import tempfile
 import time
@@ -96,7 +95,7 @@ def _spread(s: list[float]) -> float:
     return (q[2] - q[0]) / statistics.median(s)
 
 
-def run_space(name: str, n: int, rounds: int, repeats: int, seed: int) -> dict[str, Any]:
+def run_space(name: str, n: int, rounds: int, repeats: int, seed: int, save: str | None = None) -> dict[str, Any]:
     """Measure ``n`` subnets of one space and cross-validate both predictors on them."""
     build, pattern, cands, size = SPACES[name]
     torch.manual_seed(seed)
@@ -110,13 +109,11 @@ def run_space(name: str, n: int, rounds: int, repeats: int, seed: int) -> dict[s
         measure_s = time.perf_counter() - t0 - export_s
         cache = Path(tmp) / "latency.sqlite"
         trees, timed, took = {}, {}, {}
-        for flush in FLUSH:
-            for stat in STATS:  # the second statistic reads every timing from the cache the first one filled
-                t0 = time.perf_counter()
-                prof = LatencyProfiler("onnxruntime", cache=cache, repeats=30, warmup=5, threads=1,
-                                       statistic=stat, flush_mb=flush)
-                trees[flush, stat] = latency_tree(sn, prof)
-                took[flush, stat], timed[flush, stat] = time.perf_counter() - t0, prof.measured
+        for stat in STATS:  # the second statistic reads every timing from the cache the first one filled
+            t0 = time.perf_counter()
+            prof = LatencyProfiler("onnxruntime", cache=cache, repeats=30, warmup=5, threads=1, statistic=stat)
+            trees[stat] = latency_tree(sn, prof)
+            took[stat], timed[stat] = time.perf_counter() - t0, prof.measured
     gc = GraphCost(sn)
 
     def static(a: dict[str, Any]) -> list[float]:
@@ -126,31 +123,33 @@ def run_space(name: str, n: int, rounds: int, repeats: int, seed: int) -> dict[s
     results: dict[str, dict[str, dict[str, float]]] = {}
     for stat, pick in STATS.items():
         y = [pick(s) for s in samples]
-        rows: dict[str, dict[str, float]] = {}
-        for flush, label in FLUSH.items():
-            tree = trees[flush, stat]
-            rows[f"table, {label}"] = cross_validate(lambda t=tree: TablePredictor(t, space), archs, y)[0]
-            rows[f"table, {label}, scale fit"] = cross_validate(
-                lambda t=tree: TablePredictor(t, space, fit_scale=True), archs, y)[0]
-            rows[f"table, {label}, raw sum"] = prediction_quality(TablePredictor(tree, space).predict_many(archs), y)
-        cold = TablePredictor(trees[COLD, stat], space)
-        rows["xgboost"] = cross_validate(lambda: XGBoostPredictor(space, seed=seed), archs, y)[0]
-        rows["xgboost + static counts"] = cross_validate(
-            lambda: XGBoostPredictor(space, extra=static, seed=seed), archs, y)[0]
-        def hybrid(a: dict[str, Any], t: TablePredictor = cold) -> list[float]:
+        tree = trees[stat]
+        table = TablePredictor(tree, space)
+
+        def hybrid(a: dict[str, Any], t: TablePredictor = table) -> list[float]:
             return [*static(a), t.table_sum(a)]
 
-        rows["xgboost + static + table"] = cross_validate(
-            lambda f=hybrid: XGBoostPredictor(space, extra=f, seed=seed), archs, y)[0]
-        results[stat] = rows
+        results[stat] = {
+            "table": cross_validate(lambda t=tree: TablePredictor(t, space), archs, y)[0],
+            "table, scale fit": cross_validate(lambda t=tree: TablePredictor(t, space, fit_scale=True), archs, y)[0],
+            "table, raw sum": prediction_quality(table.predict_many(archs), y),
+            "xgboost": cross_validate(lambda: XGBoostPredictor(space, seed=seed), archs, y)[0],
+            "xgboost + static counts": cross_validate(
+                lambda: XGBoostPredictor(space, extra=static, seed=seed), archs, y)[0],
+            "xgboost + static + table": cross_validate(
+                lambda f=hybrid: XGBoostPredictor(space, extra=f, seed=seed), archs, y)[0],
+        }
+    if save is not None:
+        data = {"archs": archs, "samples_ms": samples,
+                "table_ms": {stat: [TablePredictor(trees[stat], space).table_sum(a) for a in archs] for stat in STATS},
+                "static": [static(a) for a in archs]}
+        Path(save).with_suffix(f".{name}.json").write_text(json.dumps(data))
     y = [statistics.median(s) for s in samples]
     return {"name": name, "size": size, "slots": len(space), "y": y,
             "spread": statistics.median(_spread(s) for s in samples), "export_s": export_s,
             "measure_s": measure_s, "took": took, "timed": timed, "results": results}
 
 
-COLD = 64.0  # MiB written between timed runs of a table entry: more than this CPU's last-level cache
-FLUSH = {0.0: "warm", COLD: "cold cache"}
 STATS = {"median": statistics.median, "min": min}
 
 
@@ -163,24 +162,25 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--spaces", default=",".join(SPACES))
     ap.add_argument("--quick", action="store_true", help="20 subnets, 2 rounds (a smoke run)")
+    ap.add_argument("--save", default=None, help="write archs and timings to SAVE.<space>.json")
     a = ap.parse_args()
     if a.quick:
         a.subnets, a.rounds = 20, 2
     torch.set_num_threads(1)
     t_all = time.perf_counter()
     for name in a.spaces.split(","):
-        r = run_space(name, a.subnets, a.rounds, a.repeats, a.seed)
+        r = run_space(name, a.subnets, a.rounds, a.repeats, a.seed, a.save)
         y = r["y"]
         print(f"\n{name} space ({r['slots']} slots, input {r['size']}x{r['size']}): {len(y)} subnets, "
               f"latency {min(y):.2f}-{max(y):.2f} ms (median {statistics.median(y):.2f}), median spread "
               f"(IQR/median) {r['spread']:.1%}")
         print(f"  export {r['export_s']:.0f} s, timing {r['measure_s']:.0f} s ({a.rounds} rounds x {a.repeats})")
-        for (flush, stat), secs in r["took"].items():
-            print(f"  latency table ({FLUSH[flush]}, {stat}): {secs:.1f} s, {r['timed'][flush, stat]} ops timed")
-        print(f"  {'predictor':<34} {'statistic':>9} {'Spearman':>9} {'MAPE %':>8}")
+        for stat, secs in r["took"].items():
+            print(f"  latency table ({stat}): {secs:.1f} s, {r['timed'][stat]} ops timed")
+        print(f"  {'predictor':<26} {'statistic':>9} {'Spearman':>9} {'MAPE %':>8}")
         for stat, rows in r["results"].items():
             for k, q in rows.items():
-                print(f"  {k:<34} {stat:>9} {q['spearman']:>9.3f} {q['mape']:>8.1f}")
+                print(f"  {k:<26} {stat:>9} {q['spearman']:>9.3f} {q['mape']:>8.1f}")
     print(f"\ntotal {time.perf_counter() - t_all:.0f} s; targets: Spearman >= 0.9, MAPE <= 10 %")
 
 
