@@ -1,6 +1,6 @@
 """How well the latency predictors predict measured subnets: Spearman and MAPE on held-out subnets.
 
-Run: nice python benchmarks/latency_predictors.py [--subnets 100] [--rounds 3] [--repeats 15] [--quick]
+Run: nice python benchmarks/latency_predictors.py [--subnets 100] [--rounds 9] [--repeats 5] [--quick]
 
 Two spaces on this CPU with onnxruntime (1 thread): a MobileNetV2 space (torchvision mobilenet_v2, every
 inverted-residual block MB{3,5,7}E{3,6} or, where shapes allow, IDT; 96x96 input) and a ResNet space
@@ -33,7 +33,13 @@ import torchvision
 import fxnas
 from fxnas.profilers.graph_cost import GraphCost
 from fxnas.profilers.latency import LatencyProfiler, latency_tree
-from fxnas.profilers.predictors import TablePredictor, XGBoostPredictor, cross_validate, prediction_quality
+from fxnas.profilers.predictors import (
+    StaticFeatures,
+    TablePredictor,
+    XGBoostPredictor,
+    cross_validate,
+    prediction_quality,
+)
 from fxnas.profilers.runtimes import OnnxRuntime, time_runs
 
 
@@ -90,6 +96,18 @@ def measure_subnets(sn: Any, archs: list[dict[str, Any]], x: torch.Tensor, round
     return samples, export_s
 
 
+def retest(samples: list[list[float]], rounds: int, repeats: int) -> dict[str, float]:
+    """The measurement's own repeatability: Spearman between the even and the odd rounds' figures."""
+    from scipy.stats import spearmanr
+
+    if rounds < 2:
+        return {}
+    halves = [[[t for r in range(rounds) if r % 2 == h for t in s[r * repeats:(r + 1) * repeats]] for s in samples]
+              for h in (0, 1)]
+    return {stat: float(spearmanr([pick(s) for s in halves[0]], [pick(s) for s in halves[1]]).statistic)
+            for stat, pick in STATS.items()}
+
+
 def _spread(s: list[float]) -> float:
     q = statistics.quantiles(s, n=4)
     return (q[2] - q[0]) / statistics.median(s)
@@ -114,11 +132,7 @@ def run_space(name: str, n: int, rounds: int, repeats: int, seed: int, save: str
             prof = LatencyProfiler("onnxruntime", cache=cache, repeats=30, warmup=5, threads=1, statistic=stat)
             trees[stat] = latency_tree(sn, prof)
             took[stat], timed[stat] = time.perf_counter() - t0, prof.measured
-    gc = GraphCost(sn)
-
-    def static(a: dict[str, Any]) -> list[float]:
-        c = gc(a)
-        return [c["macs"], c["params"], c["read_bytes"], c["write_bytes"]]
+    static = StaticFeatures(GraphCost(sn))
 
     results: dict[str, dict[str, dict[str, float]]] = {}
     for stat, pick in STATS.items():
@@ -145,7 +159,7 @@ def run_space(name: str, n: int, rounds: int, repeats: int, seed: int, save: str
                 "static": [static(a) for a in archs]}
         Path(save).with_suffix(f".{name}.json").write_text(json.dumps(data))
     y = [statistics.median(s) for s in samples]
-    return {"name": name, "size": size, "slots": len(space), "y": y,
+    return {"name": name, "size": size, "slots": len(space), "y": y, "retest": retest(samples, rounds, repeats),
             "spread": statistics.median(_spread(s) for s in samples), "export_s": export_s,
             "measure_s": measure_s, "took": took, "timed": timed, "results": results}
 
@@ -157,8 +171,8 @@ def main() -> None:
     """Print Spearman and MAPE of both predictors on both spaces."""
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--subnets", type=int, default=100)
-    ap.add_argument("--rounds", type=int, default=3)
-    ap.add_argument("--repeats", type=int, default=15, help="timed runs per subnet per round")
+    ap.add_argument("--rounds", type=int, default=9)
+    ap.add_argument("--repeats", type=int, default=5, help="timed runs per subnet per round")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--spaces", default=",".join(SPACES))
     ap.add_argument("--quick", action="store_true", help="20 subnets, 2 rounds (a smoke run)")
@@ -174,7 +188,9 @@ def main() -> None:
         print(f"\n{name} space ({r['slots']} slots, input {r['size']}x{r['size']}): {len(y)} subnets, "
               f"latency {min(y):.2f}-{max(y):.2f} ms (median {statistics.median(y):.2f}), median spread "
               f"(IQR/median) {r['spread']:.1%}")
-        print(f"  export {r['export_s']:.0f} s, timing {r['measure_s']:.0f} s ({a.rounds} rounds x {a.repeats})")
+        print(f"  export {r['export_s']:.0f} s, timing {r['measure_s']:.0f} s ({a.rounds} rounds x {a.repeats}); "
+              "repeatability (Spearman, even vs odd rounds): "
+              + ", ".join(f"{k} {v:.3f}" for k, v in r["retest"].items()))
         for stat, secs in r["took"].items():
             print(f"  latency table ({stat}): {secs:.1f} s, {r['timed'][stat]} ops timed")
         print(f"  {'predictor':<26} {'statistic':>9} {'Spearman':>9} {'MAPE %':>8}")

@@ -63,7 +63,8 @@ class LatencyMetric(MetricProvider):
     ``source: measured`` materialises the subnet and times it on ``runtime`` (each distinct subnet once per
     machine with the cache); ``source: predicted`` uses ``predictor``: ``table`` (the latency table's sum, its
     overhead fitted on ``calibrate`` measured random subnets when > 0) or ``xgboost`` (fitted on ``train``
-    measured random subnets). ``runtime_options`` go to the runtime (``threads``, ``provider``, ``device``).
+    measured random subnets, on the space's one-hot features plus, with ``static_features``, the subnet's
+    static counts). ``runtime_options`` go to the runtime (``threads``, ``provider``, ``device``).
     """
 
     names = ("latency_ms",)
@@ -71,9 +72,9 @@ class LatencyMetric(MetricProvider):
     def __init__(self, supernet: fx.GraphModule, source: str = "predicted", predictor: str = "table",
                  runtime: str = "onnxruntime", runtime_options: Mapping[str, Any] | None = None,
                  cache: Any = True, repeats: int = 30, warmup: int = 5, calibrate: int = 0, train: int = 50,
-                 seed: int = 0) -> None:
+                 static_features: bool = True, seed: int = 0) -> None:
         from ..profilers.latency import LatencyProfiler, latency_tree
-        from ..profilers.predictors import TablePredictor, XGBoostPredictor
+        from ..profilers.predictors import StaticFeatures, TablePredictor, XGBoostPredictor
 
         if source not in SOURCES:
             raise ConfigError(f"latency source must be one of {list(SOURCES)}, got {source!r}")
@@ -97,7 +98,13 @@ class LatencyMetric(MetricProvider):
             else:
                 if n < 2:
                     raise ConfigError(f"the xgboost latency predictor needs train >= 2 measured subnets, got {n}")
-                self.predictor = XGBoostPredictor(self.space, seed=seed).fit(archs, [self.measure(a) for a in archs])
+                extra = None
+                if static_features:
+                    from ..profilers.graph_cost import GraphCost
+
+                    extra = StaticFeatures(GraphCost(supernet))
+                self.predictor = XGBoostPredictor(self.space, extra=extra, seed=seed).fit(
+                    archs, [self.measure(a) for a in archs])
 
     def measure(self, arch: Mapping[str, Any]) -> float:
         """The measured latency (ms, the profiler's statistic) of ``arch``'s materialised subnet."""

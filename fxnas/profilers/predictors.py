@@ -100,6 +100,20 @@ class TablePredictor(LatencyPredictor):
         return [self.scale * self.table_sum(a) + self.overhead for a in archs]
 
 
+class StaticFeatures:
+    """Per-arch extra features for ``XGBoostPredictor``: the static counts of a ``GraphCost`` (MACs, params,
+    bytes read and written), which carry most of what latency depends on."""
+
+    KEYS = ("macs", "params", "read_bytes", "write_bytes")
+
+    def __init__(self, cost: Callable[[Arch], Mapping[str, float]]) -> None:
+        self.cost = cost
+
+    def __call__(self, arch: Arch) -> list[float]:
+        c = self.cost(arch)
+        return [float(c[k]) for k in self.KEYS]
+
+
 XGB_DEFAULTS: dict[str, Any] = {"n_estimators": 400, "max_depth": 2, "learning_rate": 0.05, "subsample": 0.8,
                                 "min_child_weight": 1.0, "n_jobs": 1}
 
