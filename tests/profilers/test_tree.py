@@ -63,10 +63,10 @@ def test_expectation_equals_the_enumerated_one_and_its_gradient(nested) -> None:
     for arch in _all_archs(nested.space):
         p = 1.0
         for k, v in arch.items():
-            p *= float(w[k][nested.space[k].choices.index(v)])
+            p *= float(w[k][nested.space[k].choices.index(v)].detach())
         brute += p * tree.evaluate(arch)["macs"]
     e = tree.expected(w, "macs")
-    assert float(e) == pytest.approx(brute, rel=1e-6)  # float32 softmax
+    assert float(e.detach()) == pytest.approx(brute, rel=1e-6)  # float32 softmax
     # the gradient of a non-nested term is the softmax Jacobian times the options' costs
     term = tree.terms[1]
     alpha = nested.space[f"{term.param}.alpha"].value
@@ -84,7 +84,8 @@ def test_one_hot_alphas_give_the_arch_and_params_without_alphas_follow_their_val
             a = nested.space[f"{name}.alpha"].value
             a.fill_(-40.0)
             a[nested.space[name].choices.index(choice)] = 40.0
-    assert float(tree.expected(arch_weights(nested.space), "params")) == pytest.approx(tree.evaluate(arch)["params"])
+    got = float(tree.expected(arch_weights(nested.space), "params").detach())
+    assert got == pytest.approx(tree.evaluate(arch)["params"])
     net = fxnas.searchify(Two(), "conv3x3", ["NC3", "NC5"], torch.randn(1, C, 6, 6))  # Index: no alphas
     net.space.apply({"a": "NC5", "b": "NC3"})
     t = build_cost_tree(net)
