@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 PLUGIN_PACKAGES = ("fxnas.candidates", "fxnas.passes", "fxnas.optim", "fxnas.estim", "fxnas.train",
-                   "fxnas.spaces", "fxnas.nb201")
+                   "fxnas.spaces", "fxnas.nb201", "fxnas.profilers", "fxnas.hardware")
 
 TOP_KEYS = ("name", "seed", "device", "out_root", "model", "construct", "optim", "estim", "trainer", "data",
             "export", "objectives", "constraints", "parallel", "progress")

@@ -33,8 +33,10 @@ class MetricProvider:
 
 @METRIC_PROVIDERS.register("static")
 class StaticMetrics(MetricProvider):
-    """Static counts per sample of the arch's subnet (``GraphCost``): any of params, flops (= MACs, the NAS
-    convention), macs, profile_flops, read_bytes, write_bytes."""
+    """Static counts per sample of the arch's subnet, from the supernet's cost tree (``GraphCost``).
+
+    Any of params, flops (= MACs, the NAS convention), macs, profile_flops, read_bytes, write_bytes.
+    """
 
     VALID = ("params", "flops", "macs", "profile_flops", "read_bytes", "write_bytes")
 

@@ -120,9 +120,12 @@ XGB_DEFAULTS: dict[str, Any] = {"n_estimators": 400, "max_depth": 2, "learning_r
 
 @PREDICTORS.register("xgboost")
 class XGBoostPredictor(LatencyPredictor):
-    """XGBoost regression of log latency on the space's features (``fxnas.optim.smbo.encode``) plus the
-    values of ``extra(arch)`` (e.g. a GraphCost's MACs and bytes). Shallow trees by default: latency is
-    close to a sum over the choices."""
+    """XGBoost regression of log latency on the space's features, optionally with extra per-arch features.
+
+    Features are ``fxnas.optim.smbo.encode``'s (one-hot choices, scaled numbers) plus the values of
+    ``extra(arch)`` (e.g. ``StaticFeatures``: a GraphCost's MACs and bytes). Shallow trees by default: latency
+    is close to a sum over the choices.
+    """
 
     def __init__(self, space: SearchSpace, extra: Callable[[Arch], Sequence[float]] | None = None,
                  xgb_params: Mapping[str, Any] | None = None, seed: int = 0) -> None:

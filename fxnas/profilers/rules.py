@@ -159,8 +159,10 @@ class AddmmRule(CostRule):
 
 @COST_RULES.register("attention")
 class AttentionRule(CostRule):
-    """``nn.MultiheadAttention`` (input and output projections, scores, weighted sum) and
-    ``F.scaled_dot_product_attention`` (scores and weighted sum)."""
+    """Attention: ``nn.MultiheadAttention`` (projections, scores, weighted sum) and its functional core.
+
+    ``F.scaled_dot_product_attention`` counts the scores and the weighted sum only.
+    """
 
     kind = "attention"
     modules = (nn.MultiheadAttention,)
@@ -198,8 +200,10 @@ class BatchNormRule(CostRule):
 
 @COST_RULES.register("norm")
 class NormRule(CostRule):
-    """Layer/group/instance norm: statistics are computed at inference too, 5 FLOPs per element with affine
-    parameters (mean, variance, normalise, scale, shift), 4 without."""
+    """Layer/group/instance norm: 5 FLOPs per element with affine parameters, 4 without.
+
+    Their statistics are computed at inference too: mean, variance, normalise, scale, shift.
+    """
 
     kind = "norm"
     modules = (nn.LayerNorm, nn.GroupNorm, nn.modules.instancenorm._InstanceNorm)

@@ -149,11 +149,13 @@ def _threads(n: Any) -> int:
 
 @RUNTIMES.register("onnxruntime")
 class OnnxRuntime(Runtime):
-    """onnxruntime on an execution provider (``CPUExecutionProvider``, ``CUDAExecutionProvider``...) with
-    ``threads`` intra-op threads and every graph optimisation on; a module is exported with
-    ``fxnas.export_onnx`` (opset ``opset``) first, simplified with onnxsim only when ``simplify`` (the
-    session's own optimisations fold constants and fuse conv/norm/activation already, and onnxsim costs
-    seconds per model)."""
+    """onnxruntime on an execution provider with ``threads`` intra-op threads, every graph optimisation on.
+
+    ``provider`` is any of ``onnxruntime.get_available_providers()`` (``CPUExecutionProvider``,
+    ``CUDAExecutionProvider``...). A module is exported with ``fxnas.export_onnx`` (opset ``opset``) first,
+    simplified with onnxsim only when ``simplify`` (the session's own optimisations fold constants and fuse
+    conv/norm/activation already, and onnxsim costs seconds per model).
+    """
 
     name = "onnxruntime"
 
