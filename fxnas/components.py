@@ -8,14 +8,19 @@ the CLI). A new kind of component adds its registry here.
 
 from __future__ import annotations
 
-from . import candidates, elastic, estim, mixed, optim, passes, spaces, train  # noqa: F401  (fill the registries)
+from . import candidates, elastic, estim, hardware, mixed, optim, passes, profilers, spaces, train  # noqa: F401
 from .candidates.registry import CANDIDATES
 from .elastic.rules import CHANNEL_RULES
 from .estim.base import ESTIMATORS
 from .estim.table import BENCHMARKS
+from .hardware.loss import HW_CRITERIA
+from .hardware.metrics import METRIC_PROVIDERS
 from .mixed.base import MIXED_OPS
 from .optim.base import OPTIMIZERS
 from .passes.patterns import PATTERNS
+from .profilers.predictors import PREDICTORS
+from .profilers.rules import COST_RULES
+from .profilers.runtimes import RUNTIMES
 from .registry import Registry
 from .space import DERIVE_RULES
 from .spaces.registry import SPACES
@@ -25,7 +30,7 @@ from .train.trainer import TRAINERS
 
 REGISTRIES: dict[str, Registry] = {r.kind: r for r in (
     PATTERNS, CANDIDATES, MIXED_OPS, SPACES, DERIVE_RULES, OPTIMIZERS, ESTIMATORS, BENCHMARKS, TRAINERS, CRITERIA,
-    DATASETS, CHANNEL_RULES)}
+    DATASETS, CHANNEL_RULES, COST_RULES, RUNTIMES, PREDICTORS, HW_CRITERIA, METRIC_PROVIDERS)}
 
 
 def registries() -> dict[str, Registry]:

@@ -1,8 +1,7 @@
-"""Objectives and constraints over metrics, Pareto helpers, and params/FLOPs counted from a supernet's graph."""
+"""Objectives and constraints over metrics and Pareto helpers (``GraphCost`` is re-exported from profilers)."""
 
 from __future__ import annotations
 
-import copy
 import json
 import math
 import operator
@@ -15,7 +14,6 @@ from typing import TYPE_CHECKING, Any
 from .errors import ConfigError
 
 if TYPE_CHECKING:
-    import torch.fx as fx
 
     from .optim.base import Result
 
@@ -257,139 +255,11 @@ def plot_pareto(path: str | Path, front: Sequence[Result], objectives: Sequence[
     return Path(path)
 
 
-# --- costs counted from the graph ----------------------------------------------------------------------
-class GraphCost:
-    """Params and FLOPs (multiply-accumulates per sample of conv/linear layers) of a supernet's subnet for an arch.
+# --- costs counted from the graph -------------------------------------------------------------------
+def __getattr__(name: str) -> Any:
+    """``GraphCost`` moved to ``fxnas.profilers.graph_cost``; imported from here on first use."""
+    if name == "GraphCost":
+        from .profilers.graph_cost import GraphCost
 
-    Counted without training from the supernet's fixed modules (with the shapes ShapeProp recorded at trace
-    time) plus, for each mixed op, the candidate the arch picks (run once on a fake input of the slot's shape).
-    A supernet with nested mixed ops (hierarchical candidates such as ``BRANCH(...)`` or ``CELL{n}(...)``) is
-    costed exactly by materialising the arch and counting the subnet (its params; conv/linear MACs of
-    ``fxnas.profilers.static.profile`` at batch 1): slower, but an outer candidate's modules hold every inner
-    candidate, so a per-candidate table would count choices the arch does not make.
-
-    ``table`` lists the top-level mixed ops only: ``(param name, {candidate: (params, flops)})``, where the
-    entry of a hierarchical candidate counts all of its inner candidates (an upper bound; ``nested`` says
-    whether there are any). ``fixed_params``/``fixed_flops`` are what lies outside every mixed op.
-    """
-
-    def __init__(self, supernet: fx.GraphModule) -> None:
-        from .graph import node_shape
-        from .mixed.base import MixedOp
-        from .supernet import space_of
-
-        self.space = space_of(supernet)
-        ops = {path: op for path, op in supernet.named_modules() if isinstance(op, MixedOp)}
-        inner = {id(m) for op in ops.values() for m in op.modules() if m is not op and isinstance(m, MixedOp)}
-        top = {path: op for path, op in ops.items() if id(op) not in inner}
-        self.nested = len(top) < len(ops)
-        inside = {id(m) for op in top.values() for m in op.modules()}
-        self.fixed_params = sum(p.numel() for m in supernet.modules() if id(m) not in inside
-                                for p in m.parameters(recurse=False))
-        self.fixed_flops = 0
-        for node in supernet.graph.nodes:
-            if node.op == "call_module" and node.target not in ops:
-                mod = supernet.get_submodule(node.target)
-                self.fixed_flops += _macs(mod, node_shape(node))
-        # per top-level mixed op: its param name and (params, flops) of each candidate
-        self.table: list[tuple[str, dict[str, tuple[int, int]]]] = []
-        shapes = {n.target: n for n in supernet.graph.nodes if n.op == "call_module"}
-        for path, op in top.items():
-            node = shapes.get(path)
-            in_shape = _first_input_shape(node) if node is not None else None
-            costs = {name: (sum(p.numel() for p in cand.parameters()), _module_flops(cand, in_shape))
-                     for name, cand in op.candidates.items()}
-            self.table.append((op.param.name, costs))
-        # nested: __call__ materialises, so it keeps the supernet and a batch-1 input of the placeholders' shapes
-        self.supernet = supernet if self.nested else None
-        self.input_shapes = [node_shape(n) for n in supernet.graph.nodes if n.op == "placeholder"]
-
-    def __call__(self, arch: Mapping[str, Any]) -> dict[str, float]:
-        """``{"params": ..., "flops": ...}`` of the subnet ``arch`` selects (unset params: their current value)."""
-        full = {**self.space.current(), **self.space.validate(arch)}
-        if self.supernet is not None:
-            return self._materialised(full)
-        params, flops = self.fixed_params, self.fixed_flops
-        for pname, costs in self.table:
-            p, f = costs[full[pname]]
-            params += p
-            flops += f
-        return {"params": float(params), "flops": float(flops)}
-
-    def _materialised(self, arch: Mapping[str, Any]) -> dict[str, float]:
-        """Exact counts of a nested supernet's arch: its materialised subnet, profiled at batch 1."""
-        import torch
-
-        from .passes.materialize import materialize
-        from .profilers.static import profile
-
-        if any(s is None for s in self.input_shapes):
-            raise ConfigError("GraphCost of a nested supernet needs the input shapes recorded at trace time")
-        dev = next(self.supernet.parameters(), torch.empty(0)).device  # type: ignore[union-attr]
-        sub = materialize(self.supernet, arch)  # type: ignore[arg-type]
-        xs = tuple(torch.zeros((1, *s[1:]), device=dev) for s in self.input_shapes)  # type: ignore[index]
-        stats = profile(sub, xs)
-        macs = stats["macs_by_kind"].get("conv", 0) + stats["macs_by_kind"].get("linear", 0)  # as _macs counts
-        return {"params": float(sum(p.numel() for p in sub.parameters())), "flops": float(macs)}
-
-    def __getstate__(self) -> dict[str, Any]:
-        """Picklable state (dask workers): the space without its handlers, which hold the supernet's modules."""
-        from .space import SearchSpace, TensorParam
-
-        state = dict(self.__dict__)
-        bare = SearchSpace()
-        for name, p in self.space.items():
-            if not isinstance(p, TensorParam):
-                bare.params[name] = copy.copy(p)
-        state["space"] = bare
-        return state
-
-
-def _first_input_shape(node: fx.Node) -> tuple[int, ...] | None:
-    from .graph import input_shape
-
-    return input_shape(node)
-
-
-def _macs(mod: Any, out_shape: tuple[int, ...] | None) -> int:
-    """MACs per sample of a conv or linear module given its output shape (counted as the static profiler does)."""
-    import torch
-    from torch import nn
-
-    from .profilers.static import op_cost
-
-    if out_shape is None or not isinstance(mod, (nn.modules.conv._ConvNd, nn.Linear)) \
-            or isinstance(mod, nn.modules.conv._ConvTransposeNd):
-        return 0
-    batch = out_shape[0] if len(out_shape) > 1 else 1
-    return op_cost(mod, mod, (), torch.empty(out_shape, device="meta"))[1] // max(batch, 1)
-
-
-def _module_flops(module: Any, in_shape: tuple[int, ...] | None) -> int:
-    """MACs per sample of ``module`` run once on zeros of ``in_shape`` (batch 1; hooks on its convs and linears)."""
-    import torch
-    from torch import nn
-
-    if in_shape is None:
-        return 0
-    leaves = [m for m in module.modules() if isinstance(m, (nn.modules.conv._ConvNd, nn.Linear))]
-    if not leaves:
-        return 0
-    total = [0]
-
-    def hook(m: nn.Module, args: Any, out: torch.Tensor) -> None:
-        total[0] += _macs(m, tuple(out.shape))
-
-    handles = [m.register_forward_hook(hook) for m in leaves]
-    was = module.training
-    try:
-        module.eval()  # real zeros at batch 1: cheaper than fake tensors for the small shapes of a slot
-        p = next(module.parameters(), None)
-        x = torch.zeros((1,) + tuple(in_shape[1:]), device=p.device if p is not None else None)
-        with torch.no_grad():
-            module(x)
-    finally:
-        module.train(was)
-        for h in handles:
-            h.remove()
-    return total[0]
+        return GraphCost
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGES = ["docs/CONTRIBUTING.md"]
+# every page with Python blocks: the README and docs/*.md (a new page is picked up without being listed)
+PAGES = sorted(str(p.relative_to(ROOT)) for p in [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
+               if "```python" in p.read_text())
 BLOCK = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
 
 

@@ -13,6 +13,7 @@ from ..errors import FxnasError
 COMMANDS: list[tuple[str, str]] = [
     ("searchify_cmd", "searchify"),
     ("search_cmd", "search"),
+    ("profile_cmd", "profile"),
 ]
 
 

@@ -10,18 +10,20 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
-from ..space import SearchSpace, TensorParam
+from ..profilers.tree import CostTree, arch_weights, build_cost_tree
+from ..space import SearchSpace
 
 METRICS = ("flops", "params")
 COST_KEYS = {"metric": "flops | params (default flops)", "weight": "a number >= 0 (default 0.1)"}
 
 
 class ExpectedCost:
-    """A differentiable hardware term: ``weight * E[cost] / max cost``, E over softmax(alpha) of each mixed op.
+    """A differentiable hardware term: ``weight * E[cost] / cost range``, E over softmax(alpha) of each mixed op.
 
-    ``metric`` is ``flops`` (multiply-accumulates) or ``params``, counted per candidate from the supernet's graph
-    (objectives.GraphCost); the term lies in [0, weight], so ``weight`` reads as "accuracy loss worth the
-    whole cost range". This is ProxylessNAS's expected-latency loss with the graph's counts as the proxy.
+    ``metric`` is ``flops`` (multiply-accumulates) or ``params``, taken from the supernet's cost tree
+    (``fxnas.profilers.tree``: the static counter per option, nested options recursively); the term lies in
+    [0, weight], so ``weight`` reads as "accuracy loss worth the whole cost range". This is ProxylessNAS's
+    expected-latency loss with the graph's counts as the proxy.
     """
 
     def __init__(self, metric: str = "flops", weight: float = 0.1) -> None:
@@ -30,7 +32,7 @@ class ExpectedCost:
             raise ConfigError(f"cost needs metric flops or params and weight >= 0; got metric={metric!r}, "
                               f"weight={weight!r}")
         self.metric, self.weight = metric, float(weight)
-        self.table: list[tuple[TensorParam, torch.Tensor]] | None = None
+        self.tree: CostTree | None = None
         self.fixed = self.span = 0.0
 
     @classmethod
@@ -47,30 +49,28 @@ class ExpectedCost:
             raise ConfigError(f"optim.cost got unknown keys {unknown}; valid keys: {valid}")
         return cls(**cost)
 
-    def _build(self, model: nn.Module, space: SearchSpace) -> None:
-        from ..objectives import GraphCost
+    @property
+    def key(self) -> str:
+        """The cost tree's metric: the counter's ``macs`` for ``flops`` (the NAS convention), else ``params``."""
+        return "macs" if self.metric == "flops" else "params"
 
-        gc = GraphCost(model)
-        k = 0 if self.metric == "params" else 1
-        by_cat = {t.categorical: t for t in space.tensors().values() if t.categorical}
-        self.table, top = [], 0.0
-        for pname, costs in gc.table:
-            if pname not in by_cat:
+    def _build(self, model: nn.Module, space: SearchSpace) -> None:
+        tree = build_cost_tree(model)  # type: ignore[arg-type]
+        scored = {t.categorical for t in space.tensors().values() if t.categorical}
+        for pname in tree.params():
+            if pname not in scored:
                 raise ConfigError(f"cost: param {pname!r} has no alphas; use a gradient mixed op")
-            choices = space[pname].choices  # type: ignore[attr-defined]
-            c = torch.tensor([float(costs[n][k]) for n in choices])
-            self.table.append((by_cat[pname], c))
-            top += float(c.max())
-        self.fixed = float(gc.fixed_params if k == 0 else gc.fixed_flops)
-        self.span = max(top, 1.0)
+        self.tree = tree
+        self.fixed = float(tree.fixed.get(self.key, 0.0))
+        self.span = max(tree.span(self.key), 1.0)
 
     def __call__(self, model: nn.Module, space: SearchSpace) -> tuple[torch.Tensor, float]:
         """(the term to add to the arch loss, the expected cost of the whole network)."""
-        if self.table is None:
+        if self.tree is None:
             self._build(model, space)
-        assert self.table is not None
-        expected = sum(torch.softmax(t.value, -1) @ c.to(t.value.device) for t, c in self.table)
-        return self.weight * expected / self.span, self.fixed + float(expected.detach())
+        assert self.tree is not None
+        expected = self.tree.expected(arch_weights(space), self.key)
+        return (self.weight * (expected - self.fixed) / self.span).float(), float(expected.detach())
 
 
 __all__ = ["ExpectedCost"]
