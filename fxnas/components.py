@@ -8,7 +8,7 @@ the CLI). A new kind of component adds its registry here.
 
 from __future__ import annotations
 
-from . import candidates, elastic, estim, mixed, optim, passes, spaces, train  # noqa: F401  (fill the registries)
+from . import candidates, elastic, estim, mixed, optim, passes, pipeline, spaces, train, tune  # noqa: F401  (fill the registries)
 from .candidates.registry import CANDIDATES
 from .elastic.rules import CHANNEL_RULES
 from .estim.base import ESTIMATORS
@@ -16,16 +16,18 @@ from .estim.table import BENCHMARKS
 from .mixed.base import MIXED_OPS
 from .optim.base import OPTIMIZERS
 from .passes.patterns import PATTERNS
+from .pipeline.step import PIPELINE_STEPS
 from .registry import Registry
 from .space import DERIVE_RULES
 from .spaces.registry import SPACES
 from .train.criteria import CRITERIA
 from .train.datasets import DATASETS
 from .train.trainer import TRAINERS
+from .tune.target import TUNE_TARGETS
 
 REGISTRIES: dict[str, Registry] = {r.kind: r for r in (
     PATTERNS, CANDIDATES, MIXED_OPS, SPACES, DERIVE_RULES, OPTIMIZERS, ESTIMATORS, BENCHMARKS, TRAINERS, CRITERIA,
-    DATASETS, CHANNEL_RULES)}
+    DATASETS, CHANNEL_RULES, TUNE_TARGETS, PIPELINE_STEPS)}
 
 
 def registries() -> dict[str, Registry]:

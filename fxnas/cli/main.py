@@ -13,6 +13,8 @@ from ..errors import FxnasError
 COMMANDS: list[tuple[str, str]] = [
     ("searchify_cmd", "searchify"),
     ("search_cmd", "search"),
+    ("tune_cmd", "tune"),
+    ("pipeline_cmd", "pipeline"),
 ]
 
 
