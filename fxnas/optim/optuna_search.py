@@ -2,8 +2,8 @@
 
 Each proposal is a trial the study asks for, with the space's params as its distributions; each Result is
 told back (a failed one as FAIL, a pruned one as PRUNED). The study lives in a storage: in memory when the
-optimizer is built without a run folder, ``<run folder>/optuna.db`` (SQLite) by default when it has one, or
-any URL Optuna's RDB storage takes (``postgresql://user@host:5432/db``), where workers on many machines share
+optimizer is built without a run folder (or with ``storage: memory``), ``<run folder>/optuna.db`` (SQLite)
+by default when it has one, or any URL Optuna's RDB storage takes (``postgresql://user@host:5432/db``), where workers on many machines share
 one study. A run's own SQLite file starts empty unless the run is resumed; a named storage is always joined.
 Its ``state_dict`` holds the study's trials as plain data, so a resumed run continues exactly even when the
 storage was in memory.
@@ -130,7 +130,7 @@ class Optuna(DiscreteOptimizer):
 
     One objective is told as the score (constraint penalty included); several (``objectives``) make a
     multi-objective study of their oriented values. ``storage``: an RDB URL shared by workers (default:
-    ``optuna.db`` in the run folder, in memory without one); ``study``: its name (default: the run folder's
+    ``optuna.db`` in the run folder, in memory without one; ``memory``: in memory); ``study``: its name (default: the run folder's
     name). ``sampler_options`` / ``pruner_options`` go to the Optuna classes (e.g. ``n_startup_trials``,
     ``population_size``). Workers sharing a study should each get their own ``seed``.
     """
@@ -150,8 +150,11 @@ class Optuna(DiscreteOptimizer):
         objs = [parse_objective(o) for o in objectives]
         self.objectives: list[Objective] = objs if len(objs) > 1 else [self.objective]
         self.own_file = storage is None and out_dir is not None
-        self.storage_url = storage if storage is not None else (
-            f"sqlite:///{Path(out_dir).resolve() / 'optuna.db'}" if out_dir is not None else None)
+        if storage == "memory":
+            self.storage_url: str | None = None
+        else:
+            self.storage_url = storage if storage is not None else (
+                f"sqlite:///{Path(out_dir).resolve() / 'optuna.db'}" if out_dir is not None else None)
         self.study_name = study or (Path(out_dir).name if out_dir is not None else "fxnas")
         self.max_asks = int(max_asks)
         self.dists = {k: distribution_of(p) for k, p in self.params.items()}
