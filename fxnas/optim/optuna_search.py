@@ -2,11 +2,11 @@
 
 Each proposal is a trial the study asks for, with the space's params as its distributions; each Result is
 told back (a failed one as FAIL, a pruned one as PRUNED). The study lives in a storage: in memory when the
-optimizer is built without a run folder (or with ``storage: memory``), ``<run folder>/optuna.db`` (SQLite)
-by default when it has one, or any URL Optuna's RDB storage takes (``postgresql://user@host:5432/db``), where workers on many machines share
-one study. A run's own SQLite file starts empty unless the run is resumed; a named storage is always joined.
-Its ``state_dict`` holds the study's trials as plain data, so a resumed run continues exactly even when the
-storage was in memory.
+optimizer is built without a run folder (or with ``storage: memory``), ``<run folder>/optuna.db`` (SQLite) by
+default when it has one, or any URL Optuna's RDB storage takes (``postgresql://user@host:5432/db``), where
+workers on many machines share one study. A run's own SQLite file starts empty unless the run is resumed; a
+named storage is always joined. Its ``state_dict`` holds the study's trials as plain data, so a resumed run
+continues exactly even when the storage was in memory.
 """
 
 from __future__ import annotations
@@ -51,20 +51,30 @@ def build_pruner(name: str, options: Mapping[str, Any]) -> Any:
     return _pruner_class(name)(**options)
 
 
-def open_storage(url: str | None) -> Any:
-    """An Optuna storage for ``url`` (None: in memory); SQLite waits on a busy file instead of failing."""
+def open_storage(url: str | None, attempts: int = 5) -> Any:
+    """An Optuna storage for ``url`` (None: in memory); SQLite waits on a busy file instead of failing.
+
+    Workers that start together on an empty database race to create Optuna's tables; the losers retry.
+    """
+    import time
+
     import optuna
 
     if url is None:
         return optuna.storages.InMemoryStorage()
     kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else {}
-    try:
-        return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
-    except ImportError as exc:  # e.g. postgresql:// without a driver installed
-        raise ConfigError(f"optim.storage {url!r} needs a database driver: {exc}") from None
-    except Exception as exc:  # sqlalchemy's connection and URL errors: one line naming the URL
-        raise ConfigError(f"optim.storage {url!r} cannot be opened ({type(exc).__name__}: "
-                          f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
+    for attempt in range(attempts):
+        try:
+            return optuna.storages.RDBStorage(url, engine_kwargs=kwargs)
+        except ImportError as exc:  # e.g. postgresql:// without a driver installed
+            raise ConfigError(f"optim.storage {url!r} needs a database driver: {exc}") from None
+        except Exception as exc:  # sqlalchemy's connection, URL and table-creation errors
+            if attempt + 1 < attempts and "IntegrityError" in type(exc).__name__ + str(exc):
+                time.sleep(0.5 * (attempt + 1))
+                continue
+            raise ConfigError(f"optim.storage {url!r} cannot be opened ({type(exc).__name__}: "
+                              f"{str(exc).splitlines()[0] if str(exc) else ''})") from None
+    raise AssertionError("unreachable")
 
 
 def distribution_of(p: Param) -> Any:
@@ -130,9 +140,9 @@ class Optuna(DiscreteOptimizer):
 
     One objective is told as the score (constraint penalty included); several (``objectives``) make a
     multi-objective study of their oriented values. ``storage``: an RDB URL shared by workers (default:
-    ``optuna.db`` in the run folder, in memory without one; ``memory``: in memory); ``study``: its name (default: the run folder's
-    name). ``sampler_options`` / ``pruner_options`` go to the Optuna classes (e.g. ``n_startup_trials``,
-    ``population_size``). Workers sharing a study should each get their own ``seed``.
+    ``optuna.db`` in the run folder, in memory without one; ``memory``: in memory); ``study``: its name
+    (default: the run folder's name). ``sampler_options`` / ``pruner_options`` go to the Optuna classes
+    (e.g. ``n_startup_trials``, ``population_size``). Workers sharing a study should each get their own ``seed``.
     """
 
     def __init__(self, space: SearchSpace, seed: int | None = 0, sampler: Literal["TPE", "NSGAII", "Random"] = "TPE",

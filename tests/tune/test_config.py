@@ -14,9 +14,11 @@ BASE = {"target": {"type": "Command", "command": "python run.py"}, "space": {"lr
 
 @pytest.mark.parametrize("change, match", [
     ({"budjet": 3}, "unknown key 'budjet' in the tune config; did you mean budget"),
-    ({"target": {"type": "Comand", "command": "x"}}, "target.type: unknown tune target 'Comand'; did you mean Command?"),
+    ({"target": {"type": "Comand", "command": "x"}},
+     "target.type: unknown tune target 'Comand'; did you mean Command?"),
     ({"target": {"type": "Command", "comand": "x"}}, "target: Command has no option 'comand'; did you mean command?"),
-    ({"target": {"type": "Command", "command": "x", "timeout": "soon"}}, "target.timeout: 'soon' is not a float | None"),
+    ({"target": {"type": "Command", "command": "x", "timeout": "soon"}},
+     "target.timeout: 'soon' is not a float | None"),
     ({"optim": {"type": "Optuna", "sampler": "tpe"}}, "optim.sampler: 'tpe' is not one of 'TPE', 'NSGAII', 'Random'"),
     ({"optim": "RandomSearch"}, "optim: unknown optimizer 'RandomSearch'; did you mean Random?"),
     ({"space": {"lr": {"low": 0.1}}}, "space.lr needs 'high'"),

@@ -34,8 +34,8 @@ def test_tuning_the_learning_rate_improves_accuracy(exp_file, tmp_path):
         "name": "lr", "out_root": str(tmp_path / "runs"), "progress": False,
         "target": {"type": "Experiment", "config": "exp.yaml"},  # relative to the tune file
         "space": {"trainer.lr": {"low": 0.0005, "high": 0.5, "log": True}}, "objectives": ["acc"],
-        "optim": {"type": "Optuna", "storage": "memory", "sampler_options": {"n_startup_trials": 3}},
-        "budget": 4}))
+        "optim": {"type": "Optuna", "storage": "memory", "sampler_options": {"n_startup_trials": 2}},
+        "budget": 3}))
     summary = build_tuner(load_tune_config(tune)).run()
     assert summary["metrics"]["acc"] > as_written["acc"] + 10  # percent points
     assert summary["params"]["trainer.lr"] > 0.01

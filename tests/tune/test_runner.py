@@ -42,7 +42,8 @@ def test_tuning_improves_an_external_scripts_metric(bowl, tmp_path):
 def test_failed_and_pruned_trials_are_recorded_and_the_search_goes_on(bowl, tmp_path):
     cfg = config(bowl, tmp_path, target={"type": "Command", "command": ["{python}", str(bowl), "--fail_above", "0.7"]},
                  optim={"type": "Optuna", "storage": "memory", "pruner": "Median",
-                        "pruner_options": {"n_startup_trials": 2}, "sampler_options": {"n_startup_trials": 4}}, budget=9)
+                        "pruner_options": {"n_startup_trials": 2}, "sampler_options": {"n_startup_trials": 4}},
+                 budget=9)
     summary = build_tuner(cfg).run()
     rows = history(tmp_path / "runs" / "bowl")
     failed = [r for r in rows if r["info"].get("failed") and not r["info"].get("pruned")]
