@@ -12,7 +12,8 @@ A pipeline::
       profile: {type: Profile, after: [export], inputs: {model: retrain.model, input_shape: retrain.input_shape}}
 
 ``inputs`` maps an option of the step to ``STEP.OUTPUT`` (deeper keys with more dots:
-``search.metrics.acc``); ``after`` adds order without passing values. Every step type, option, value type
+``search.metrics.acc``; a bare ``STEP``: all its outputs as a mapping); ``after`` adds order without passing
+values. Every step type, option, value type
 and reference is checked before anything runs, each error naming its key path.
 """
 
@@ -36,9 +37,10 @@ PARAMS = "params"  # the pseudo-step whose outputs are the pipeline's params
 
 
 def split_ref(ref: Any, where: str) -> tuple[str, list[str]]:
-    """(step, [key, ...]) of ``STEP.KEY[.KEY...]``."""
-    if not isinstance(ref, str) or "." not in ref.strip(". "):
-        raise ConfigError(f"{where} must name an output as STEP.OUTPUT (e.g. search.arch), got {ref!r}")
+    """(step, [key, ...]) of ``STEP.KEY[.KEY...]``; a bare ``STEP`` means all its outputs (a mapping)."""
+    if not isinstance(ref, str) or not ref or any(not part for part in ref.split(".")):
+        raise ConfigError(f"{where} must name an output as STEP.OUTPUT (e.g. search.arch) or a whole step, "
+                          f"got {ref!r}")
     step, *keys = ref.split(".")
     return step, keys
 
@@ -90,7 +92,7 @@ def _check_outputs(steps: Mapping[str, Any], params: Mapping[str, Any]) -> None:
         for opt, ref in s["inputs"].items():
             step, keys = split_ref(ref, "")
             declared = list(params) if step == PARAMS else PIPELINE_STEPS.get(steps[step]["type"]).outputs
-            if declared is not None and keys[0] not in declared:
+            if keys and declared is not None and keys[0] not in declared:
                 what = "params" if step == PARAMS else f"{steps[step]['type']} ({step})"
                 raise ConfigError(f"steps.{name}.inputs.{opt}: {what} has no output {keys[0]!r}"
                                   f"{closest_hint(keys[0], list(declared))} Outputs: {', '.join(declared)}")

@@ -29,7 +29,7 @@ from ..progress import Display
 from ..rng import jsonable
 from .config import PARAMS, split_ref
 from .graph import run_order, step_graph
-from .step import PIPELINE_STEPS, StepRun
+from .step import PIPELINE_STEPS, StepFailed, StepRun
 
 RECORD = "step.json"
 
@@ -89,7 +89,7 @@ def run_step(step_type: str, options: dict[str, Any], name: str, workdir: str,
             raise ConfigError(f"step {name} ({step_type}) returned {type(outputs).__name__}, not a mapping")
         return {"status": "done", "outputs": jsonable(dict(outputs)), "files": step.files(outputs, ctx),
                 "seconds": time.perf_counter() - t0}
-    except FxnasError as exc:
+    except (FxnasError, StepFailed) as exc:
         reason = " ".join(str(exc).split())
     except Exception as exc:  # a bug or a failure in user code: one line naming where it happened
         where = traceback.extract_tb(exc.__traceback__)[-1]
