@@ -1,4 +1,5 @@
-"""The torch private APIs fxnas relies on, each behind one name here (tests/test_compat.py checks each shim).
+"""The private APIs of torch (and Optuna) fxnas relies on, each behind one name here (tests/test_compat.py
+checks each shim).
 
 torch.fx and torch.nn keep some useful pieces private; when a torch release moves one, this file is the one
 place to change.
@@ -41,3 +42,9 @@ def own_tensors(module: nn.Module) -> Iterator[tuple[dict[str, Any], str, Any]]:
 def forget_tracer_class(graph: fx.Graph) -> None:
     """Drop the tracer class a graph remembers, so a pickled GraphModule does not import it on load."""
     graph._tracer_cls = None
+
+
+def optuna_trial_id(trial: Any) -> int:
+    """The storage id of an Optuna trial (a FrozenTrial or Trial), which ``optuna.Trial(study, id)`` takes to
+    reach a running trial from another process; Optuna exposes only the per-study number publicly."""
+    return int(trial._trial_id)

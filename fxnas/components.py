@@ -8,7 +8,20 @@ the CLI). A new kind of component adds its registry here.
 
 from __future__ import annotations
 
-from . import candidates, elastic, estim, hardware, mixed, optim, passes, profilers, spaces, train  # noqa: F401
+from . import (  # noqa: F401  (fill the registries)
+    candidates,
+    elastic,
+    estim,
+    hardware,
+    mixed,
+    optim,
+    passes,
+    pipeline,
+    profilers,
+    spaces,
+    train,
+    tune,
+)
 from .candidates.registry import CANDIDATES
 from .elastic.rules import CHANNEL_RULES
 from .estim.base import ESTIMATORS
@@ -18,6 +31,7 @@ from .hardware.metrics import METRIC_PROVIDERS
 from .mixed.base import MIXED_OPS
 from .optim.base import OPTIMIZERS
 from .passes.patterns import PATTERNS
+from .pipeline.step import PIPELINE_STEPS
 from .profilers.predictors import PREDICTORS
 from .profilers.rules import COST_RULES
 from .profilers.runtimes import RUNTIMES
@@ -27,10 +41,12 @@ from .spaces.registry import SPACES
 from .train.criteria import CRITERIA
 from .train.datasets import DATASETS
 from .train.trainer import TRAINERS
+from .tune.target import TUNE_TARGETS
 
 REGISTRIES: dict[str, Registry] = {r.kind: r for r in (
     PATTERNS, CANDIDATES, MIXED_OPS, SPACES, DERIVE_RULES, OPTIMIZERS, ESTIMATORS, BENCHMARKS, TRAINERS, CRITERIA,
-    DATASETS, CHANNEL_RULES, COST_RULES, RUNTIMES, PREDICTORS, HW_CRITERIA, METRIC_PROVIDERS)}
+    DATASETS, CHANNEL_RULES, COST_RULES, RUNTIMES, PREDICTORS, HW_CRITERIA, METRIC_PROVIDERS, TUNE_TARGETS,
+    PIPELINE_STEPS)}
 
 
 def registries() -> dict[str, Registry]:

@@ -50,3 +50,15 @@ def test_forget_tracer_class_keeps_pickles_free_of_the_tracer():
     compat.forget_tracer_class(gm.graph)
     assert gm.graph._tracer_cls is None
     assert b"MyTracer" not in pickle.dumps(gm)
+
+
+def test_optuna_trial_id_reaches_a_running_trial():
+    import optuna
+
+    study = optuna.create_study()
+    first, second = study.ask(), study.ask()
+    frozen = study.trials[1]
+    trial = optuna.Trial(study, compat.optuna_trial_id(frozen))
+    trial.report(0.5, 3)
+    assert study.trials[1].intermediate_values == {3: 0.5} and study.trials[0].intermediate_values == {}
+    assert compat.optuna_trial_id(second) == compat.optuna_trial_id(frozen) != compat.optuna_trial_id(first)

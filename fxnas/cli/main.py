@@ -14,6 +14,8 @@ COMMANDS: list[tuple[str, str]] = [
     ("searchify_cmd", "searchify"),
     ("search_cmd", "search"),
     ("profile_cmd", "profile"),
+    ("tune_cmd", "tune"),
+    ("pipeline_cmd", "pipeline"),
 ]
 
 

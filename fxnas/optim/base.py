@@ -60,6 +60,20 @@ class Result:
         return cls(dict(d["arch"]), dict(d["metrics"]), dict(d.get("info", {})))
 
 
+class TrialPruner:
+    """Early stopping of one evaluation under way (Optuna's pruning; ``Optimizer.pruner`` hands one out).
+
+    The evaluation reports its intermediate metrics as it goes (a training's per-epoch accuracy, a script's
+    per-step lines); ``report`` returns True when the optimizer judges the arch hopeless and the evaluation
+    should stop (its Result then carries ``info["pruned"]``). A pruner is plain data around what it needs to
+    reach the optimizer's records, so it travels to another process with the evaluation that uses it.
+    """
+
+    def report(self, step: int, metrics: Mapping[str, float]) -> bool:
+        """Record the metrics at ``step``; True: stop this evaluation now."""
+        raise NotImplementedError
+
+
 class Optimizer:
     """Search algorithm Ω: ``next()`` proposes archs, ``step(results)`` learns from their metrics.
 
@@ -70,6 +84,7 @@ class Optimizer:
           ... the estimator evaluates them ...
         step([Result])             learn from the results (failed ones included: Result.failed)
         best() -> arch             the best arch so far
+        pruner(arch) -> TrialPruner | None   early stopping of that arch's evaluation (None: never pruned)
         state_dict() / load_state_dict(state)   everything a resumed run needs (plain data and tensors)
         on_resume(ctx)             after load_state_dict on resume: re-apply state kept outside the optimizer
 
@@ -99,6 +114,10 @@ class Optimizer:
     def best(self) -> dict[str, Any]:
         """The best arch found so far (gradient optimizers derive it from their TensorParams)."""
         return self.space.derive()
+
+    def pruner(self, arch: Mapping[str, Any]) -> TrialPruner | None:
+        """A TrialPruner for the evaluation of ``arch`` (proposed by ``next``), or None: it runs to the end."""
+        return None
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to resume: the RNG state plus subclass state."""
