@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from . import candidates, elastic, estim, mixed, optim, passes, spaces, train  # noqa: F401  (fill the registries)
 from .candidates.registry import CANDIDATES
+from .costs import COSTS
 from .elastic.rules import CHANNEL_RULES
 from .estim.base import ESTIMATORS
 from .estim.table import BENCHMARKS
@@ -25,7 +26,7 @@ from .train.trainer import TRAINERS
 
 REGISTRIES: dict[str, Registry] = {r.kind: r for r in (
     PATTERNS, CANDIDATES, MIXED_OPS, SPACES, DERIVE_RULES, OPTIMIZERS, ESTIMATORS, BENCHMARKS, TRAINERS, CRITERIA,
-    DATASETS, CHANNEL_RULES)}
+    DATASETS, CHANNEL_RULES, COSTS)}
 
 
 def registries() -> dict[str, Registry]:
