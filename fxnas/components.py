@@ -23,6 +23,7 @@ from . import (  # noqa: F401  (fill the registries)
     tune,
 )
 from .candidates.registry import CANDIDATES
+from .costs import COSTS
 from .elastic.rules import CHANNEL_RULES
 from .estim.base import ESTIMATORS
 from .estim.table import BENCHMARKS
@@ -46,7 +47,7 @@ from .tune.target import TUNE_TARGETS
 REGISTRIES: dict[str, Registry] = {r.kind: r for r in (
     PATTERNS, CANDIDATES, MIXED_OPS, SPACES, DERIVE_RULES, OPTIMIZERS, ESTIMATORS, BENCHMARKS, TRAINERS, CRITERIA,
     DATASETS, CHANNEL_RULES, COST_RULES, RUNTIMES, PREDICTORS, HW_CRITERIA, METRIC_PROVIDERS, TUNE_TARGETS,
-    PIPELINE_STEPS)}
+    PIPELINE_STEPS, COSTS)}
 
 
 def registries() -> dict[str, Registry]:

@@ -52,6 +52,33 @@ class Host1d(nn.Module):
 HOSTS = {"2d": (Host2d, (2, 3, 8, 8), "conv3x3"), "1d": (Host1d, (2, 3, 16), "conv1d")}
 
 
+class ElasticHost(nn.Module):
+    """The host of elastic spaces: a stem, a stage of two residual blocks (elastic depth and width), a 5x5
+    depthwise conv (elastic kernel) and a linear head."""
+
+    def __init__(self, classes: int = 10) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16), nn.ReLU())
+        self.blocks = nn.ModuleList(nn.Sequential(nn.Conv2d(16, 16, 3, 1, 1, bias=False), nn.BatchNorm2d(16),
+                                                  nn.ReLU(), nn.Conv2d(16, 16, 1, bias=False), nn.BatchNorm2d(16))
+                                    for _ in range(2))
+        self.dw = nn.Conv2d(16, 16, 5, 1, 2, groups=16)
+        self.head = nn.Linear(16, classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem(x)
+        for b in self.blocks:
+            x = torch.relu(x + b(x))
+        return self.head(self.dw(x).mean((2, 3)))
+
+
+def elastic_supernet(seed: int = 0) -> nn.Module:
+    """ElasticHost made elastic in width, kernel and depth (traced on a batch of 8x8 inputs)."""
+    torch.manual_seed(seed)
+    return fxnas.elasticize(ElasticHost().eval(), torch.randn(1, 3, 8, 8), width=(0.5, 1.0), kernel=(3, 5),
+                            depth=(0, 1)).train()
+
+
 def _randomise_bn(net: nn.Module) -> None:
     g = torch.Generator().manual_seed(0)
     for m in net.modules():
@@ -162,6 +189,22 @@ def _discrete_round_trip(name: str) -> None:
         a.step(results)
         b.step(copy.deepcopy(results))
     assert a.best() == b.best()
+    _proposes_valid_elastic_archs(name)
+
+
+def _proposes_valid_elastic_archs(name: str) -> None:
+    """On an elastic space (width, kernel and depth params) every proposal is a complete, valid arch."""
+    space = elastic_supernet().space
+    assert {p.kind for p in fxnas.elastic.elastic_params(space).values()} == {"width", "kernel", "depth"}
+    opt, rng, seen = _optimizer(name, space), random.Random(0), 0
+    for _ in range(4):
+        archs = opt.next(3)
+        for arch in archs:
+            assert set(arch) == set(space.discrete())
+            assert space.validate(arch, complete=True) == arch
+        seen += len(archs)
+        opt.step([_fake_result(arch, rng) for arch in archs])
+    assert seen
 
 
 class _Ctx:
@@ -213,10 +256,13 @@ def _experiment(name: str, tmp_path, tag: str, gradient: bool) -> Experiment:
     data = DATASETS.build("digits", size=8, channels=3, batch_size=32, seed=0)
     mixed, optim = ("SoftmaxSum", "DARTS") if gradient else ("Index", "Random")
     torch.manual_seed(0)
-    model = fxnas.searchify(Host2d(), "conv3x3", ["NC3", "DW3", "IDT"], torch.randn(1, 3, 8, 8), mixed_op=mixed)
+    if getattr(est_cls, "func", est_cls).space_kind == "elastic":  # an alias is a preset of another estimator
+        model = elastic_supernet()
+    else:
+        model = fxnas.searchify(Host2d(), "conv3x3", ["NC3", "DW3", "IDT"], torch.randn(1, 3, 8, 8),
+                                mixed_op=mixed)
     trainer = TRAINERS.build("Classification", max_steps_per_epoch=3)
     opt = OPTIMIZERS.build(optim, inject={"space": model.space, "seed": 0})
-    del est_cls
     return Experiment(model, model.space, data, trainer, opt, [est], name=tag, out_root=tmp_path, progress=False,
                       export={"materialize": False})
 

@@ -24,9 +24,10 @@ def data_inject(data: DataBundle | None) -> dict[str, Any]:
             "in_channels": int(data.input_shape[1])}
 
 
-def build_model(model_cfg: Mapping[str, Any], construct: Mapping[str, Any] | None,
-                data: Any) -> tuple[nn.Module | None, SearchSpace | None]:
-    """(supernet, space): the model built and, unless it is a space already, searchified by ``construct``."""
+def build_model(model_cfg: Mapping[str, Any], construct: Mapping[str, Any] | None, data: Any,
+                elastic: Mapping[str, Any] | None = None) -> tuple[nn.Module | None, SearchSpace | None]:
+    """(supernet, space): the model built and, unless it is a space already, searchified by ``construct``,
+    then made elastic by ``elastic`` (both optional, at least one for a plain model)."""
     from ..api import build_supernet
     from ..options import call_with, check_options
     from ..space import SearchSpace
@@ -37,6 +38,9 @@ def build_model(model_cfg: Mapping[str, Any], construct: Mapping[str, Any] | Non
     check_options("model", model_cfg["type"], fn, model_cfg["options"], given=tuple(data_inject(data)))
     obj = call_with(fn, model_cfg["options"], data_inject(data))
     if isinstance(obj, SearchSpace):
+        if elastic is not None:
+            raise ConfigError(f"model {model_cfg['type']!r} is a bare search space (no network to make elastic); "
+                              f"remove the elastic section")
         return None, obj
     try:
         space = space_of(obj)
@@ -45,14 +49,25 @@ def build_model(model_cfg: Mapping[str, Any], construct: Mapping[str, Any] | Non
     if space is not None:
         if construct is not None:
             raise ConfigError(f"model {model_cfg['type']!r} is a search space already; remove the construct section")
-        return obj, space
-    if construct is None:
+        net = obj
+    elif construct is None and elastic is None:
         raise ConfigError(f"model {model_cfg['type']!r} has no search space; add a construct section "
-                          f"(pattern, candidates, mixed_op)")
-    if data is None:
-        raise ConfigError("construct needs data (its input shape traces the model)")
-    net = build_supernet(obj, construct["pattern"], construct["candidates"], data.example_input(),
-                         construct["mixed_op"], construct["mixed_op_args"], construct["share"], construct["check"])
+                          f"(pattern, candidates, mixed_op) or an elastic section (width, kernel, depth)")
+    elif data is None:
+        raise ConfigError(f"{'construct' if construct is not None else 'elastic'} needs data (its input shape "
+                          f"traces the model)")
+    elif construct is not None:
+        net = build_supernet(obj, construct["pattern"], construct["candidates"], data.example_input(),
+                             construct["mixed_op"], construct["mixed_op_args"], construct["share"],
+                             construct["check"])
+    else:
+        net = obj
+    if elastic is not None:
+        from ..elastic.config import apply_elastic
+
+        if data is None:
+            raise ConfigError("elastic needs data (its input shape traces the model)")
+        net = apply_elastic(net, data.example_input(), elastic)
     return net, space_of(net)
 
 
@@ -88,7 +103,7 @@ def build_experiment(cfg: Mapping[str, Any], console: Console | None = None,
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
     data = None if cfg["data"] is None else DATASETS.build(cfg["data"], where="data", inject={"seed": seed})
-    model, space = build_model(cfg["model"], cfg["construct"], data)
+    model, space = build_model(cfg["model"], cfg["construct"], data, cfg.get("elastic"))
     trainer = TRAINERS.build(cfg["trainer"], where="trainer", inject={"device": device})
     # default objective: the trainer's metric; without data (table lookups) each result's first metric
     objectives = cfg["objectives"] or [trainer.metric if data is not None else None]

@@ -9,7 +9,7 @@ from ..errors import ConfigError
 
 VOLATILE = ("name", "out_root", "progress", "imports")  # config keys that may change between a run and its resume
 # config keys whose change makes a checkpoint meaningless (other weights, params or stages)
-STRUCTURAL = ("model", "construct", "data", "optim.type", "estim", "seed")
+STRUCTURAL = ("model", "construct", "elastic", "data", "optim.type", "estim", "seed")
 
 
 def config_changes(saved: Any, now: Any, prefix: str = "") -> list[tuple[str, Any, Any]]:

@@ -22,7 +22,7 @@ from ..registry import Registry, spec_parts
 TOP_KEYS: dict[str, Any] = {
     "name": str, "seed": int, "device": str, "out_root": str, "threads": int | None, "imports": list[str] | None,
     "model": Any, "construct": Any, "optim": Any, "estim": Any, "trainer": Any, "data": Any, "export": Any,
-    "objectives": Any, "constraints": Any, "parallel": Any, "progress": bool,
+    "objectives": Any, "constraints": Any, "parallel": Any, "progress": bool, "elastic": Any,
 }
 SECTION_KEYS: dict[str, dict[str, Any]] = {
     "construct": {"pattern": str | list[str], "candidates": str | list[str] | dict[str, list[str]],
@@ -39,6 +39,7 @@ DEFAULTS: dict[str, Any] = {
     "export": {"materialize": True, "onnx": False, "simplify": True, "test": True, "plot": True,
                "bn_recalibrate": 10},
     "objectives": None, "constraints": [], "parallel": {"backend": "local", "workers": 1}, "progress": True,
+    "elastic": None,
 }
 # what the build path supplies to each kind (so a config need not, and required options count as given)
 MODEL_INJECT = ("num_classes", "input_shape", "in_channels")
@@ -229,6 +230,10 @@ def validate(raw: Mapping[str, Any], base: Path | None = None) -> dict[str, Any]
     cfg["estim"] = [component(ESTIMATORS, e, f"estim.{i}", base) for i, e in enumerate(estim)]
     if cfg["construct"] is not None:
         cfg["construct"] = _construct(cfg["construct"])
+    if cfg["elastic"] is not None:
+        from ..elastic.config import validate_elastic
+
+        cfg["elastic"] = validate_elastic(cfg["elastic"])
     for key, parse in (("objectives", parse_objective), ("constraints", parse_constraint)):
         if isinstance(cfg[key], (str, Mapping)):
             cfg[key] = [cfg[key]]

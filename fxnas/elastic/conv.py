@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -14,6 +15,15 @@ from .layout import Channels
 from .params import ElasticParam
 
 _CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
+
+
+def reset_like_torch(weight: torch.Tensor, bias: torch.Tensor | None) -> None:
+    """Initialise a full conv/linear weight and bias as ``nn.Conv*``/``nn.Linear.reset_parameters`` do."""
+    nn.init.kaiming_uniform_(weight, a=math.sqrt(5))
+    if bias is not None:
+        fan_in = weight[0].numel()
+        bound = 1 / math.sqrt(fan_in) if fan_in > 0 else 0.0
+        nn.init.uniform_(bias, -bound, bound)
 
 
 def sub_kernel(weight: torch.Tensor, k: int, sizes: list[int], transforms: nn.ParameterDict) -> torch.Tensor:
@@ -99,6 +109,14 @@ class ElasticConv(ElasticModule):
                 conv.bias.copy_(b)
         return conv.train(self.training)
 
+    def reset_parameters(self) -> None:
+        """Fresh weights as the original conv's ``reset_parameters`` gives, kernel transforms back to identity."""
+        reset_like_torch(self.weight, self.bias)
+        if self.kernel_param is not None:
+            with torch.no_grad():
+                for t in self.transforms.values():
+                    t.copy_(torch.eye(t.shape[0], device=t.device, dtype=t.dtype))
+
     def cost(self, values: Mapping[str, Any]) -> tuple[int, int]:
         cout = self.out.count(values)
         cin = 1 if self.depthwise else self.inp_group.count(values)
@@ -138,6 +156,10 @@ class ElasticLinear(ElasticModule):
             if b is not None:
                 lin.bias.copy_(b)
         return lin.train(self.training)
+
+    def reset_parameters(self) -> None:
+        """Fresh weights as ``nn.Linear.reset_parameters`` gives."""
+        reset_like_torch(self.weight, self.bias)
 
     def cost(self, values: Mapping[str, Any]) -> tuple[int, int]:
         fin, fout = self.inp.count(values) * self.inp.inner, self.out.count(values)

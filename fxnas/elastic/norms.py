@@ -1,4 +1,8 @@
-"""Elastic norms: BatchNorm, LayerNorm and GroupNorm over the kept channels (statistics sliced, not masked)."""
+"""Elastic norms: BatchNorm, LayerNorm and GroupNorm over the kept channels (statistics sliced, not masked).
+
+Materialised norms are built on the device of the elastic norm's tensors, so a weightless (meta) copy of a
+supernet materialises too (parameter counts without copying weights).
+"""
 
 from __future__ import annotations
 
@@ -9,12 +13,29 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..train.bn import RunningStatsNorm
 from .base import ElasticModule, put, take
 from .layout import Channels
 
 
-class ElasticBatchNorm(ElasticModule):
-    """BatchNorm over the kept channels; in training it updates the kept channels' running statistics."""
+def _device(*tensors: torch.Tensor | None) -> torch.device:
+    return next((t.device for t in tensors if t is not None), torch.device("cpu"))
+
+
+def _reset_affine(weight: torch.Tensor | None, bias: torch.Tensor | None) -> None:
+    with torch.no_grad():
+        if weight is not None:
+            weight.fill_(1.0)
+        if bias is not None:
+            bias.zero_()
+
+
+class ElasticBatchNorm(ElasticModule, RunningStatsNorm):
+    """BatchNorm over the kept channels; in training it updates the kept channels' running statistics.
+
+    A :class:`~fxnas.train.bn.RunningStatsNorm`: BatchNorm recalibration and snapshots treat it as a
+    BatchNorm (the channels the current setting drops are reset by a recalibration).
+    """
 
     def __init__(self, bn: nn.modules.batchnorm._BatchNorm, channels: Channels) -> None:
         super().__init__()
@@ -49,7 +70,8 @@ class ElasticBatchNorm(ElasticModule):
         """A plain BatchNorm of the kept channels with their statistics."""
         r = self.channels.ranges(self.values())
         n = sum(hi - lo for lo, hi in r)
-        bn = self.bn_type(n, self.eps, self.momentum, self.affine, self.track_running_stats)
+        bn = self.bn_type(n, self.eps, self.momentum, self.affine, self.track_running_stats,
+                          device=_device(self.weight, self.running_mean))
         with torch.no_grad():
             for name in ("weight", "bias", "running_mean", "running_var"):
                 src = getattr(self, name)
@@ -57,8 +79,12 @@ class ElasticBatchNorm(ElasticModule):
                     getattr(bn, name).copy_(take(src, 0, r))
             if self.num_batches_tracked is not None:
                 bn.num_batches_tracked.copy_(self.num_batches_tracked)
-        return bn.to(next((t.device for t in (self.weight, self.running_mean) if t is not None), "cpu")).train(
-            self.training)
+        return bn.train(self.training)
+
+    def reset_parameters(self) -> None:
+        """Fresh statistics and affine params (as ``BatchNorm.reset_parameters``), for training from scratch."""
+        self.reset_running_stats()
+        _reset_affine(self.weight, self.bias)
 
     def cost(self, values: Mapping[str, Any]) -> tuple[int, int]:
         return (2 * self.channels.count(values) * self.channels.inner if self.affine else 0), 0
@@ -81,12 +107,17 @@ class ElasticLayerNorm(ElasticModule):
         """A plain LayerNorm of the kept features."""
         r = self.channels.ranges(self.values())
         n = sum(hi - lo for lo, hi in r)
-        ln = nn.LayerNorm(n, self.eps, elementwise_affine=self.weight is not None, bias=self.bias is not None)
+        ln = nn.LayerNorm(n, self.eps, elementwise_affine=self.weight is not None, bias=self.bias is not None,
+                          device=_device(self.weight, self.bias))
         with torch.no_grad():
             for name in ("weight", "bias"):
                 if getattr(self, name) is not None:
                     getattr(ln, name).copy_(take(getattr(self, name), 0, r))
         return ln.train(self.training)
+
+    def reset_parameters(self) -> None:
+        """Affine params back to ones and zeros (as ``LayerNorm.reset_parameters``)."""
+        _reset_affine(self.weight, self.bias)
 
     def cost(self, values: Mapping[str, Any]) -> tuple[int, int]:
         n = self.channels.count(values) * self.channels.inner
@@ -110,12 +141,17 @@ class ElasticGroupNorm(ElasticModule):
         """A plain GroupNorm of the kept channels."""
         r = self.channels.ranges(self.values())
         n = sum(hi - lo for lo, hi in r)
-        gn = nn.GroupNorm(self.num_groups, n, self.eps, affine=self.weight is not None)
+        gn = nn.GroupNorm(self.num_groups, n, self.eps, affine=self.weight is not None,
+                          device=_device(self.weight, self.bias))
         with torch.no_grad():
             if self.weight is not None:
                 gn.weight.copy_(take(self.weight, 0, r))
                 gn.bias.copy_(take(self.bias, 0, r))
         return gn.train(self.training)
+
+    def reset_parameters(self) -> None:
+        """Affine params back to ones and zeros (as ``GroupNorm.reset_parameters``)."""
+        _reset_affine(self.weight, self.bias)
 
     def cost(self, values: Mapping[str, Any]) -> tuple[int, int]:
         return (2 * self.channels.count(values) if self.weight is not None else 0), 0

@@ -89,9 +89,12 @@ class Estimator:
         state_dict() / load_state_dict(state)   progress of the stage, for checkpoints
         parallel_safe: bool          its evaluate function is picklable and independent of the live
                                      supernet and RNGs, so evaluations may run on other processes (dask)
+        space_kind: str              the supernet it needs: "any", or "elastic" (elastic params, from
+                                     fxnas.elasticize or a config's elastic section)
     """
 
     parallel_safe: bool = False
+    space_kind: str = "any"
 
     def __init__(self, **kwargs: Any) -> None:
         if kwargs:
@@ -111,6 +114,17 @@ class Estimator:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore progress saved by state_dict."""
+
+
+def check_space_kind(est: Estimator, exp: SearchContext) -> None:
+    """ConfigError when the experiment's space is not of the kind ``est.space_kind`` needs."""
+    if est.space_kind == "elastic":
+        from ..elastic.params import elastic_params
+
+        if exp.space is None or not elastic_params(exp.space):
+            raise ConfigError(f"{type(est).__name__} needs an elastic supernet (width, kernel or depth params); "
+                              f"add an elastic section to the config (e.g. elastic: {{width: [0.5, 1.0]}}) or "
+                              f"build the model with fxnas.elasticize")
 
 
 def require(exp: SearchContext, who: str, *parts: str) -> None:

@@ -88,6 +88,11 @@ class Default(Estimator):
     def before_step(self, exp: SearchContext, batch: Any) -> None:
         """Before each weight step."""
 
+    def weight_step(self, exp: SearchContext, batch: Any) -> dict[str, float]:
+        """One weight step on ``batch`` (the trainer's, on the current arch); its scalars."""
+        assert exp.trainer is not None and exp.model is not None
+        return dict(exp.trainer.train_step(exp.model, batch))
+
     def after_step(self, exp: SearchContext, batch: Any) -> dict[str, float]:
         """After each weight step (``self.step`` already counts it); scalars to average over the epoch."""
         return {}
@@ -150,7 +155,7 @@ class Default(Estimator):
                 except StopIteration:
                     break
                 self.before_step(exp, batch)
-                out = dict(trainer.train_step(model, batch))
+                out = self.weight_step(exp, batch)
                 self.step += 1
                 out.update(self.after_step(exp, batch))
                 for k, v in out.items():

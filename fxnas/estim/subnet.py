@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import copy
 import zlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.fx as fx
 from torch import nn
 
+from ..costs import CostOption
 from ..errors import ConfigError
 from ..optim.base import Result, arch_key
 from ..optim.discrete import DiscreteOptimizer
@@ -115,11 +116,12 @@ class SubNet(Estimator):
     Afterwards the supernet holds the best arch's trained weights (``keep_best``), so the experiment's
     exported subnet and its test metrics are those of the trained arch. ``keep_best`` needs a single-path
     (Index) supernet; with mixed ops that weigh candidates (SoftmaxSum, GumbelSum, BinaryGate) set it false.
+    ``costs`` (e.g. ``[params, macs]``, see fxnas.costs) are counted for each arch from the supernet.
     """
 
     def __init__(self, epochs: int | None = None, budget: int = 10, batch_size: int = 1, from_scratch: bool = True,
                  eval_split: str = "valid", eval_steps: int | None = None, keep_best: bool = True,
-                 bn_steps: int = 10, **kwargs: Any) -> None:
+                 bn_steps: int = 10, costs: Sequence[str] = (), **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if budget < 1 or batch_size < 1 or bn_steps < 0 or (epochs is not None and epochs < 0):
             raise ConfigError(f"SubNet needs budget >= 1, batch_size >= 1, bn_steps >= 0 and epochs >= 0; got "
@@ -127,6 +129,7 @@ class SubNet(Estimator):
         self.epochs, self.budget, self.batch_size = epochs, int(budget), int(batch_size)
         self.from_scratch, self.eval_split, self.eval_steps = from_scratch, eval_split, eval_steps
         self.keep_best, self.bn_steps = keep_best, int(bn_steps)
+        self.cost_metrics = CostOption(costs, "SubNet costs")
         self._best: tuple[float, tuple, dict[str, torch.Tensor]] | None = None  # (score, arch key, weights)
 
     def check_keep_best(self, exp: SearchContext) -> None:
@@ -140,9 +143,9 @@ class SubNet(Estimator):
                               f"supernet's own weights)")
 
     def metric_names(self, exp: SearchContext) -> set[str] | None:
-        """The trainer's metrics plus ``params`` and ``train_loss``."""
+        """The trainer's metrics plus ``params``, ``train_loss`` and the ``costs``."""
         names = super().metric_names(exp)
-        return None if names is None else names | {"params", "train_loss"}
+        return None if names is None else names | {"params", "train_loss", *self.cost_metrics.names}
 
     def _fit(self, exp: SearchContext, arch: Mapping[str, Any]) -> tuple[dict[str, float], nn.Module]:
         assert exp.model is not None and exp.data is not None and exp.trainer is not None
@@ -152,6 +155,7 @@ class SubNet(Estimator):
     def evaluate_arch(self, exp: SearchContext, arch: Mapping[str, Any]) -> dict[str, float]:
         """Train ``arch`` from scratch and return its metrics (keeping the weights of the best so far)."""
         metrics, net = self._fit(exp, arch)
+        metrics.update(self.cost_metrics(exp.model, arch))
         if self.keep_best:
             try:
                 score = exp.score(Result(dict(arch), metrics))

@@ -6,6 +6,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..costs import ArchCosts, check_costs
 from ..errors import ConfigError
 from ..options import FilePath
 from ..registry import Registry
@@ -15,7 +16,6 @@ if TYPE_CHECKING:
     from ..optim.base import Optimizer, Result
 
 BENCHMARKS = Registry("benchmark table")
-COSTS = ("params", "flops")
 
 
 @BENCHMARKS.register("nb201")
@@ -31,7 +31,7 @@ class TableLookup:
     """Table's evaluate function: plain data only, so dask can pickle it to worker processes.
 
     A worker loads the table from ``path`` itself (NB201: parsed once per process) and keeps it for its next
-    lookups; ``cost_fn`` is a GraphCost, which pickles without its supernet's modules.
+    lookups; ``cost_fn`` is an ArchCosts, which pickles without the live supernet.
     """
 
     benchmark: str
@@ -66,7 +66,8 @@ class Table(Estimator):
 
     Each result's metrics are ``metric`` first (the search signal, what an objective-less optimizer maximises),
     then the ``report`` metrics (scores of the found arch, not seen by a well-configured optimizer), then the
-    ``costs`` (``params``, ``flops``: counted from the supernet's graph, the experiment's or the benchmark's).
+    ``costs`` (``params``, ``macs``, ``flops`` or another fxnas.costs metric: counted from the supernet, the
+    experiment's, elastic ones included, or the benchmark's).
     Lookups are pure functions of the arch, so this estimator runs on ``parallel.backend: dask`` too.
     """
 
@@ -78,9 +79,7 @@ class Table(Estimator):
         super().__init__(**kwargs)
         if int(budget) < 1 or int(batch_size) < 1:
             raise ConfigError(f"Table: budget and batch_size must be >= 1, got {budget}, {batch_size}")
-        bad = [c for c in costs if c not in COSTS]
-        if bad:
-            raise ConfigError(f"Table: unknown costs {bad}; valid: {list(COSTS)}")
+        costs = check_costs(costs, "Table costs")
         self.budget, self.batch_size = int(budget), int(batch_size)
         self.benchmark, self.path = benchmark, path
         self.table = BENCHMARKS.get(benchmark)(path)
@@ -92,17 +91,15 @@ class Table(Estimator):
         self._cost_fn: Callable[[Mapping[str, Any]], dict[str, float]] | None = None
 
     def cost_fn(self, supernet: Any = None) -> Callable[[Mapping[str, Any]], dict[str, float]]:
-        """Params/FLOPs counter of ``supernet`` (default: the benchmark's own supernet, built once)."""
+        """The ``costs`` counter of ``supernet`` (default: the benchmark's own supernet, built once)."""
         if self._cost_fn is None:
-            from ..objectives import GraphCost
-
             if supernet is None or getattr(supernet, "space", None) is None:
                 if self.benchmark != "nb201":
                     raise ConfigError(f"Table costs need a supernet for benchmark {self.benchmark!r}")
                 from ..spaces.nb201.model import nb201_supernet
 
                 supernet = nb201_supernet(check=False)  # shapes are checked by the NB201 tests
-            self._cost_fn = GraphCost(supernet)
+            self._cost_fn = ArchCosts(supernet, self.costs, "Table costs")
         return self._cost_fn
 
     def evaluator(self, supernet: Any = None) -> TableLookup:

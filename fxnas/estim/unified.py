@@ -9,9 +9,10 @@ recalibrated, supernet restored) and feeds them back to the optimizer.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
+from ..costs import CostOption
 from ..errors import ConfigError
 from ..optim.base import Result
 from ..optim.discrete import DiscreteOptimizer
@@ -27,12 +28,13 @@ class Unified(Estimator):
     """CARS-style search: ``warmup_epochs`` of uniform paths, then ``rounds`` of (train on population, evaluate).
 
     Options: ``train_steps`` weight steps per round, ``batch_size`` archs evaluated per round, ``bn_steps``
-    train batches for BN recalibration, ``eval_steps`` valid batches per evaluation (None: all).
+    train batches for BN recalibration, ``eval_steps`` valid batches per evaluation (None: all), ``costs``
+    metrics counted from the supernet for each arch (fxnas.costs).
     """
 
     def __init__(self, rounds: int = 5, train_steps: int = 20, batch_size: int = 4, warmup_epochs: int = 0,
                  bn_steps: int = 10, eval_steps: int | None = None, eval_split: str = "valid", params: bool = True,
-                 **kwargs: Any) -> None:
+                 costs: Sequence[str] = (), **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if rounds < 1 or train_steps < 0 or batch_size < 1 or warmup_epochs < 0 or bn_steps < 0:
             raise ConfigError(f"Unified needs rounds >= 1, batch_size >= 1 and train_steps, warmup_epochs, "
@@ -41,6 +43,7 @@ class Unified(Estimator):
         self.rounds, self.train_steps, self.batch_size = int(rounds), int(train_steps), int(batch_size)
         self.warmup_epochs, self.bn_steps, self.eval_steps = int(warmup_epochs), int(bn_steps), eval_steps
         self.eval_split, self.params = eval_split, params
+        self.cost_metrics = CostOption(costs, "Unified costs")
         self.round, self.gstep, self.phase = 0, 0, "train"
         self._bn_batches: list[Any] | None = None
         self._spe = 0  # steps per epoch, fixed when run() starts
@@ -89,9 +92,11 @@ class Unified(Estimator):
         return total / max(n, 1)
 
     def metric_names(self, exp: SearchContext) -> set[str] | None:
-        """The trainer's metrics plus ``params`` (when counted) and the training rounds' ``train_loss``."""
+        """The trainer's metrics plus ``params`` (when counted), the ``costs`` and the training rounds'
+        ``train_loss``."""
         names = super().metric_names(exp)
-        return None if names is None else names | {"train_loss"} | ({"params"} if self.params else set())
+        return None if names is None else names | {"train_loss", *self.cost_metrics.names} | (
+            {"params"} if self.params else set())
 
     def evaluate_arch(self, exp: SearchContext, arch: Mapping[str, Any]) -> dict[str, float]:
         """Shared-weight metrics of ``arch`` (BN recalibrated, supernet restored)."""

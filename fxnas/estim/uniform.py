@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch.fx as fx
 
+from ..costs import CostOption
 from ..errors import ConfigError
 from ..optim.base import Result
 from ..rng import preserved_rng
@@ -73,13 +74,15 @@ def evaluate_shared(supernet: fx.GraphModule, arch: Mapping[str, Any], trainer: 
 
 
 def evaluate_shared_in(est: Any, exp: SearchContext, arch: Mapping[str, Any]) -> dict[str, float]:
-    """evaluate_shared with an estimator's options (``bn_steps``, ``eval_split``, ``eval_steps``, ``params``);
-    the BN batches are drawn once per estimator so every arch is recalibrated on the same data."""
+    """evaluate_shared with an estimator's options (``bn_steps``, ``eval_split``, ``eval_steps``, ``params``,
+    ``costs``); the BN batches are drawn once per estimator so every arch is recalibrated on the same data."""
     assert exp.data is not None and exp.trainer is not None and exp.model is not None
     if est._bn_batches is None:
         est._bn_batches = fixed_batches(exp.data.train, est.bn_steps)
-    return evaluate_shared(exp.model, arch, exp.trainer, exp.data.split(est.eval_split),  # type: ignore[arg-type]
-                           est._bn_batches, None, est.eval_steps, est.params)
+    metrics = evaluate_shared(exp.model, arch, exp.trainer, exp.data.split(est.eval_split),  # type: ignore[arg-type]
+                              est._bn_batches, None, est.eval_steps, est.params)
+    metrics.update(est.cost_metrics(exp.model, arch))
+    return metrics
 
 
 @ESTIMATORS.register("Uniform")
@@ -88,16 +91,19 @@ class Uniform(Default):
 
     Each candidate is applied, its BN statistics recalibrated on ``bn_steps`` fixed train batches, and
     evaluated on the valid split (``eval_steps`` batches at most); BN stats are restored afterwards.
-    ``batch_size`` archs are proposed per optimizer round.
+    ``batch_size`` archs are proposed per optimizer round. ``costs`` (e.g. ``[params, macs]``, see
+    fxnas.costs) are counted for each arch from the supernet, without materialising.
     """
 
     def __init__(self, epochs: int | None = None, budget: int = 20, batch_size: int = 1, bn_steps: int = 10,
-                 eval_steps: int | None = None, params: bool = True, **kwargs: Any) -> None:
+                 eval_steps: int | None = None, params: bool = True, costs: Sequence[str] = (),
+                 **kwargs: Any) -> None:
         super().__init__(epochs=epochs, eval_steps=eval_steps, **kwargs)
         if budget < 1 or batch_size < 1 or bn_steps < 0:
             raise ConfigError(f"Uniform needs budget >= 1, batch_size >= 1, bn_steps >= 0; got budget={budget}, "
                               f"batch_size={batch_size}, bn_steps={bn_steps}")
         self.budget, self.batch_size, self.bn_steps, self.params = int(budget), int(batch_size), int(bn_steps), params
+        self.cost_metrics = CostOption(costs, "Uniform costs")
         self._bn_batches: list[Any] | None = None
         self.train_stats: list[dict[str, float]] = []  # per supernet epoch
 
@@ -131,9 +137,11 @@ class Uniform(Default):
         return result
 
     def metric_names(self, exp: SearchContext) -> set[str] | None:
-        """The trainer's metrics plus ``params`` (when counted) and the supernet phase's ``train_loss``."""
+        """The trainer's metrics plus ``params`` (when counted), the ``costs`` and the supernet phase's
+        ``train_loss``."""
         names = super().metric_names(exp)
-        return None if names is None else names | {"train_loss"} | ({"params"} if self.params else set())
+        return None if names is None else names | {"train_loss", *self.cost_metrics.names} | (
+            {"params"} if self.params else set())
 
     # --- search phase ---------------------------------------------------------------------------------
     def evaluate_arch(self, exp: SearchContext, arch: Mapping[str, Any]) -> dict[str, float]:

@@ -16,9 +16,34 @@ from .trainer import to_device
 BNState = dict[str, dict[str, torch.Tensor]]
 
 
-def batchnorms(model: nn.Module) -> dict[str, BatchNormBase]:
-    """Every BatchNorm module that tracks running statistics, by path."""
-    return {n: m for n, m in model.named_modules() if isinstance(m, BatchNormBase) and m.track_running_stats}
+class RunningStatsNorm(nn.Module):
+    """Base of fxnas modules that keep BatchNorm running statistics without being torch BatchNorms (elastic
+    BatchNorms): recalibration and snapshots treat them as BatchNorms.
+
+    Contract: buffers ``running_mean``, ``running_var``, ``num_batches_tracked``, attributes ``momentum``
+    (None: cumulative average) and ``track_running_stats``; in train mode ``forward`` updates the statistics
+    as ``torch.nn.functional.batch_norm`` does.
+    """
+
+    running_mean: torch.Tensor | None
+    running_var: torch.Tensor | None
+    num_batches_tracked: torch.Tensor | None
+    momentum: float | None
+    track_running_stats: bool
+
+    def reset_running_stats(self) -> None:
+        """Mean 0, variance 1, no batch seen (as ``BatchNorm.reset_running_stats``)."""
+        if self.running_mean is not None and self.running_var is not None:
+            self.running_mean.zero_()
+            self.running_var.fill_(1.0)
+        if self.num_batches_tracked is not None:
+            self.num_batches_tracked.zero_()
+
+
+def batchnorms(model: nn.Module) -> dict[str, BatchNormBase | RunningStatsNorm]:
+    """Every BatchNorm module (torch's or a RunningStatsNorm) that tracks running statistics, by path."""
+    return {n: m for n, m in model.named_modules()
+            if isinstance(m, (BatchNormBase, RunningStatsNorm)) and m.track_running_stats}
 
 
 def bn_state(model: nn.Module) -> BNState:

@@ -34,6 +34,14 @@ def _add(loss: torch.Tensor | None, term: torch.Tensor) -> torch.Tensor:
     return term if loss is None else loss + term
 
 
+def soft_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    """T^2 x KL(softmax(teacher / T) || softmax(student / T)), averaged over the batch (Hinton et al.); the
+    teacher's logits carry no gradient."""
+    T = float(temperature)
+    return F.kl_div(F.log_softmax(student_logits / T, -1), F.log_softmax(teacher_logits.detach() / T, -1),
+                    reduction="batchmean", log_target=True) * (T * T)
+
+
 class Criterion:
     """One loss term; ``task`` criteria define the loss an evaluation reports."""
 
@@ -173,10 +181,7 @@ class Distillation(Criterion):
             self.teacher.to(dev)
         with torch.no_grad():
             t_logits = main_output(self.teacher(inputs))
-        T = self.temperature
-        kd = F.kl_div(F.log_softmax(logits / T, -1), F.log_softmax(t_logits / T, -1), reduction="batchmean",
-                      log_target=True) * (T * T)
-        return _add(loss, self.weight * kd)
+        return _add(loss, self.weight * soft_kl(logits, t_logits, self.temperature))
 
     def __deepcopy__(self, memo: dict) -> Distillation:
         # the teacher is frozen and shared: copying a trainer config must not copy the teacher's weights

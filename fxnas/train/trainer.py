@@ -9,7 +9,7 @@ from __future__ import annotations
 import copy
 import math
 import warnings
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -94,13 +94,16 @@ class Trainer:
         return min(n, self.max_steps_per_epoch) if self.max_steps_per_epoch else n
 
     def configure(self, model: nn.Module, steps_per_epoch: int, params: Iterable[nn.Parameter] | None = None,
-                  epochs: int | None = None) -> None:
-        """Build ``.optimizer`` (SGD over ``model.parameters()``) and ``.scheduler`` (cosine per step)."""
+                  epochs: int | None = None, lr: float | None = None) -> None:
+        """Build ``.optimizer`` (SGD over ``model.parameters()``) and ``.scheduler`` (cosine per step over
+        ``epochs``, default the trainer's), starting from ``lr`` (default: the trainer's)."""
         model.to(self.device)
         weights = [p for p in (model.parameters() if params is None else params) if p.requires_grad]
         if not weights:
             raise ConfigError(f"{type(model).__name__} has no trainable parameters")
-        self.optimizer = torch.optim.SGD(weights, lr=self.lr, momentum=self.momentum,
+        if lr is not None and not lr > 0:
+            raise ConfigError(f"the learning rate must be > 0, got {lr}")
+        self.optimizer = torch.optim.SGD(weights, lr=self.lr if lr is None else float(lr), momentum=self.momentum,
                                          weight_decay=self.weight_decay, nesterov=self.nesterov)
         self.steps_per_epoch = max(1, int(steps_per_epoch))
         total = max(1, self.steps_per_epoch * (self.epochs if epochs is None else epochs))
@@ -122,19 +125,31 @@ class Trainer:
         x, y = batch[0], batch[1]
         return self.criteria(model(x), y, x, model)
 
-    def train_step(self, model: nn.Module, batch: Any) -> dict[str, float]:
+    def train_step(self, model: nn.Module, batch: Any,
+                   losses: Sequence[Callable[[nn.Module, Any], torch.Tensor]] | None = None) -> dict[str, float]:
         """One SGD step: zero_grad, loss, backward, clip, step (and scheduler step); returns {"loss"}.
 
+        ``losses`` (default: ``[self.loss]``) are loss functions ``fn(model, batch)`` whose gradients add up
+        in this one step, each backpropagated as soon as it is computed (several subnets of an elastic
+        supernet trained per step, as in Once-for-All); the reported loss is their mean. The batch is on
+        the trainer's device when they get it.
         A non-finite loss or gradient skips the step and returns {"diverged": 1.0}; the scheduler still moves
         on, so a skipped step costs one step of the schedule.
         """
         if self.optimizer is None:
             raise ConfigError("call trainer.configure(model, steps_per_epoch) before train_step")
         self.optimizer.zero_grad(set_to_none=True)
-        loss = self.loss(model, batch)
-        finite = bool(torch.isfinite(loss))
-        if finite:
+        batch = to_device(batch, self.device)
+        fns = list(losses) if losses is not None else [self.loss]
+        finite, total = True, 0.0
+        for fn in fns:
+            loss = fn(model, batch)
+            finite = bool(torch.isfinite(loss))
+            if not finite:
+                break
             loss.backward()
+            total += float(loss.detach())
+        if finite:
             params = [p for g in self.optimizer.param_groups for p in g["params"]]
             if self.grad_clip:
                 norm = nn.utils.clip_grad_norm_(params, self.grad_clip)
@@ -152,7 +167,7 @@ class Trainer:
                 self.scheduler.step()
         if finite:
             self.diverged_in_a_row = 0
-            return {"loss": float(loss.detach())}
+            return {"loss": total / max(1, len(fns))}
         self.diverged_in_a_row += 1
         if self.diverged_in_a_row >= self.max_diverged_steps:
             self.diverged_in_a_row = 0

@@ -58,3 +58,37 @@ def crash_and_resume(build, crash_at: int):
     assert len(calls) == crash_at  # the failure did happen mid-search
     assert [(r.arch, r.metrics) for r in resumed.history] == [(r.arch, r.metrics) for r in full.history]
     return full, resumed
+
+
+class ElasticCNN(nn.Module):
+    """A stem, a stage of two residual blocks and a 5x5 depthwise conv: width, depth and kernel to shrink."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(1, 16, 3, padding=1, bias=False), nn.BatchNorm2d(16), nn.ReLU())
+        self.blocks = nn.ModuleList(nn.Sequential(nn.Conv2d(16, 16, 3, padding=1, bias=False), nn.BatchNorm2d(16),
+                                                  nn.ReLU(), nn.Conv2d(16, 16, 1, bias=False), nn.BatchNorm2d(16))
+                                    for _ in range(2))
+        self.dw = nn.Sequential(nn.Conv2d(16, 16, 5, padding=2, groups=16, bias=False), nn.BatchNorm2d(16))
+        self.fc = nn.Linear(16, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.stem(x)
+        for b in self.blocks:
+            x = torch.relu(x + b(x))
+        return self.fc(torch.relu(self.dw(x)).mean((2, 3)))
+
+
+def elastic_cnn(seed: int = 0) -> torch.fx.GraphModule:
+    """ElasticCNN made elastic (width 8/16, kernel 3/5, depth 1/2), traced on 8x8 inputs, in train mode."""
+    import fxnas
+
+    torch.manual_seed(seed)
+    return fxnas.elasticize(ElasticCNN().eval(), torch.randn(1, 1, 8, 8), width=(0.5, 1.0), kernel=(3, 5),
+                            depth=(0, 1)).train()
+
+
+@pytest.fixture(scope="module")
+def digits8():
+    """digits at their native 8x8, batch 32, seed 0."""
+    return DATASETS.build("digits", size=8, batch_size=32, seed=0)

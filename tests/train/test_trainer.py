@@ -167,3 +167,36 @@ def test_state_loaded_before_configure_survives_a_checkpoint():
     assert fresh.state_dict()["scheduler"]["last_epoch"] == 1
     buf = fresh.optimizer.state_dict()["state"][0]["momentum_buffer"]
     assert torch.equal(buf, saved["optimizer"]["state"][0]["momentum_buffer"])
+
+
+def test_train_step_sums_the_gradients_of_several_losses():
+    """losses=[f, g]: one step whose gradient is that of f + g (each backpropagated on its own), reporting
+    their mean; a non-finite one skips the step."""
+    torch.manual_seed(0)
+    batch = (torch.randn(8, 4), torch.randint(0, 3, (8,)))
+    a, b = nn.Linear(4, 3), nn.Linear(4, 3)
+    b.load_state_dict(a.state_dict())
+    f = lambda m, bt: nn.functional.cross_entropy(m(bt[0]), bt[1])  # noqa: E731
+    g = lambda m, bt: (m(bt[0]) ** 2).mean()  # noqa: E731
+    ta, tb = (Trainer(lr=0.1, grad_clip=None, scheduler="none") for _ in range(2))
+    ta.configure(a, 1)
+    tb.configure(b, 1)
+    with torch.no_grad():
+        want_loss = (float(f(a, batch)) + float(g(a, batch))) / 2
+    out = ta.train_step(a, batch, losses=[f, g])
+    tb.train_step(b, batch, losses=[lambda m, bt: f(m, bt) + g(m, bt)])
+    assert out["loss"] == pytest.approx(want_loss, rel=1e-6)
+    for pa, pb in zip(a.parameters(), b.parameters()):
+        torch.testing.assert_close(pa, pb)
+    before = [p.detach().clone() for p in a.parameters()]
+    assert ta.train_step(a, batch, losses=[f, lambda m, bt: torch.tensor(float("nan"))]) == {"diverged": 1.0}
+    assert all(torch.equal(p, q) for p, q in zip(a.parameters(), before))
+
+
+def test_configure_takes_a_learning_rate_for_this_schedule():
+    model = nn.Linear(4, 3)
+    t = Trainer(lr=0.1)
+    t.configure(model, 10, epochs=2, lr=0.03)
+    assert t.current_lr() == pytest.approx(0.03) and t.lr == 0.1
+    with pytest.raises(ConfigError, match="learning rate must be > 0"):
+        t.configure(model, 10, lr=0.0)
