@@ -89,6 +89,8 @@ class Estimator:
         state_dict() / load_state_dict(state)   progress of the stage, for checkpoints
         parallel_safe: bool          its evaluate function is picklable and independent of the live
                                      supernet and RNGs, so evaluations may run on other processes (dask)
+        final_subnet(ctx, arch)      a standalone subnet of ``arch`` it trained (Retrain), exported instead
+                                     of one materialised from the supernet (None: it made none)
     """
 
     parallel_safe: bool = False
@@ -111,6 +113,11 @@ class Estimator:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore progress saved by state_dict."""
+
+    def final_subnet(self, exp: SearchContext, arch: Mapping[str, Any]) -> nn.Module | None:
+        """A trained standalone subnet of ``arch`` this estimator made (Retrain), which the experiment exports
+        instead of materialising ``arch`` from the supernet; None (the default) when it made none."""
+        return None
 
 
 def require(exp: SearchContext, who: str, *parts: str) -> None:
