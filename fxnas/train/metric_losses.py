@@ -89,7 +89,8 @@ def _uniform_total(model: nn.Module, space: SearchSpace, metric: str) -> float:
         for t in uniform.tensors().values():
             t.value.zero_()
     cost = ExpectedCost(metric, 1.0)
-    term, _ = cost(model, uniform)
+    with torch.no_grad():
+        term, _ = cost(model, uniform)
     return float(cost.fixed + float(term) * cost.span)
 
 
