@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-PAGES = ["docs/CONTRIBUTING.md", "docs/oneshot.md", "docs/training.md", "docs/modularnas.md"]
+PAGES = ["docs/CONTRIBUTING.md", "docs/oneshot.md", "docs/training.md"]
 BLOCK = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
 
 
