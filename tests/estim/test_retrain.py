@@ -59,6 +59,7 @@ def check_augment(exp, tmp_path, rates: list[float]) -> dict[str, Any]:
     result = exp.history[-1]
     assert result.info["estimator"] == "Retrain" and exp.best is result
     assert {"acc", "test_acc", "test_loss", "params", "train_loss"} <= set(result.metrics)
+    assert b"fxnas" not in (tmp_path / "augment" / "subnet.pt").read_bytes()  # it loads without fxnas
     sub = torch.load(tmp_path / "augment" / "subnet.pt", weights_only=False).eval()
     assert not has_auxiliary_outputs(sub)
     assert not [n for n in sub.graph.nodes if n.target is drop_path]
