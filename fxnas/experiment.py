@@ -46,6 +46,18 @@ if TYPE_CHECKING:
 
 EvaluateFn = Callable[[dict], "Mapping[str, float] | Result"]
 
+
+def _brief(state: Any) -> Any:
+    """``state`` as JSON data for the checkpoint summary, each tensor shown by its shape (weights stay in .pt)."""
+    if isinstance(state, torch.Tensor):
+        return f"tensor{list(state.shape)}"
+    if isinstance(state, Mapping):
+        return {str(k): _brief(v) for k, v in state.items()}
+    if isinstance(state, (list, tuple)):
+        return [_brief(v) for v in state]
+    return jsonable(state)
+
+
 class Experiment:
     """A search run: owns the supernet, space, data, trainer, optimizer, estimator chain and its output folder."""
 
@@ -242,7 +254,7 @@ class Experiment:
     def checkpoint(self) -> Path:
         """Write checkpoint.pt and its checkpoint.json summary, each atomically."""
         est = self.estimators[self.stage].state_dict() if self.stage < len(self.estimators) else {}
-        return self.folder.save_checkpoint(self.state_dict(), {"stage": self.stage, "estimator": jsonable(est),
+        return self.folder.save_checkpoint(self.state_dict(), {"stage": self.stage, "estimator": _brief(est),
                                                                "results": len(self.history)})
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -378,8 +390,11 @@ class Experiment:
 
         assert self.model is not None and self.best is not None
         out: dict[str, Any] = {}
-        net = materialize(self.model, self.best.arch)  # type: ignore[arg-type]  # a supernet is a GraphModule
-        steps = int(self.export.get("bn_recalibrate", 10))
+        trained = next((m for m in (e.final_subnet(self, self.best.arch) for e in reversed(self.estimators))
+                        if m is not None), None)
+        # a subnet an estimator trained standalone (Retrain) is exported as it is; else cut it from the supernet
+        net = materialize(self.model, self.best.arch) if trained is None else trained  # type: ignore[arg-type]
+        steps = int(self.export.get("bn_recalibrate", 10)) if trained is None else 0
         if steps and self.data is not None:  # shared weights: the subnet's BN saw other paths' inputs
             from .train.bn import recalibrate_bn
 

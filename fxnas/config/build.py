@@ -26,8 +26,8 @@ def data_inject(data: DataBundle | None) -> dict[str, Any]:
 
 def build_model(model_cfg: Mapping[str, Any], construct: Mapping[str, Any] | None, data: Any,
                 elastic: Mapping[str, Any] | None = None) -> tuple[nn.Module | None, SearchSpace | None]:
-    """(supernet, space): the model built and, unless it is a space already, searchified by ``construct``,
-    then made elastic by ``elastic`` (both optional, at least one for a plain model)."""
+    """(supernet, space): the model built (``weights`` loaded into it) and, unless it is a space already,
+    searchified by ``construct``, then made elastic by ``elastic`` (both optional, one for a plain model)."""
     from ..api import build_supernet
     from ..options import call_with, check_options
     from ..space import SearchSpace
@@ -37,6 +37,12 @@ def build_model(model_cfg: Mapping[str, Any], construct: Mapping[str, Any] | Non
     fn = model_builder(model_cfg["type"])
     check_options("model", model_cfg["type"], fn, model_cfg["options"], given=tuple(data_inject(data)))
     obj = call_with(fn, model_cfg["options"], data_inject(data))
+    if model_cfg.get("weights") is not None:
+        if isinstance(obj, SearchSpace):
+            raise ConfigError(f"model.weights: model {model_cfg['type']!r} is a search space without weights")
+        from ..modelfile import load_weights
+
+        load_weights(obj, model_cfg["weights"])  # before construct: ORIG candidates copy the loaded weights
     if isinstance(obj, SearchSpace):
         if elastic is not None:
             raise ConfigError(f"model {model_cfg['type']!r} is a bare search space (no network to make elastic); "

@@ -112,8 +112,9 @@ def typed(where: str, value: Any) -> dict[str, Any]:
 
 
 def _model(spec: Any, base: Path | None) -> dict[str, Any]:
-    """The model section: a SPACES name, torchvision:NAME, file.py[:fn] or package.module:fn."""
-    from ..options import check_options
+    """The model section: a SPACES name, torchvision:NAME, file.py[:fn] or package.module:fn, plus ``weights``
+    (a local state dict loaded into the built model before it is searchified: pretrained starts)."""
+    from ..options import check_options, options_of
     from ..spaces.registry import model_builder
 
     m = typed("model", spec)
@@ -122,8 +123,19 @@ def _model(spec: Any, base: Path | None) -> dict[str, Any]:
         fn = model_builder(m["type"])
     except RegistryError as exc:
         raise ConfigError(f"model.type: {exc}") from None
+    takes_weights = "weights" in {o.name for o in options_of(fn)[0]}  # a builder's own option stays its own
+    weights = None if takes_weights else m["options"].pop("weights", None)
+    if weights is not None:
+        if not isinstance(weights, str):
+            raise ConfigError(f"model.weights must be the path of a state dict file, got {weights!r}")
+        weights = resolve_path(weights, base)
+        if not Path(weights).is_file():
+            raise ConfigError(f"model.weights: {weights!r} is not a file; give a state dict saved with "
+                              f"torch.save(model.state_dict(), path)")
     opts = check_options("model", m["type"], fn, m["options"], given=MODEL_INJECT)
     resolve_paths(m["options"], opts, base)
+    if weights is not None:
+        m["weights"] = weights
     return m
 
 

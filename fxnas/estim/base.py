@@ -91,6 +91,8 @@ class Estimator:
                                      supernet and RNGs, so evaluations may run on other processes (dask)
         space_kind: str              the supernet it needs: "any", or "elastic" (elastic params, from
                                      fxnas.elasticize or a config's elastic section)
+        final_subnet(ctx, arch)      a standalone subnet of ``arch`` it trained (Retrain), exported instead
+                                     of one materialised from the supernet (None: it made none)
     """
 
     parallel_safe: bool = False
@@ -114,6 +116,11 @@ class Estimator:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore progress saved by state_dict."""
+
+    def final_subnet(self, exp: SearchContext, arch: Mapping[str, Any]) -> nn.Module | None:
+        """A trained standalone subnet of ``arch`` this estimator made (Retrain), which the experiment exports
+        instead of materialising ``arch`` from the supernet; None (the default) when it made none."""
+        return None
 
 
 def check_space_kind(est: Estimator, exp: SearchContext) -> None:

@@ -3,7 +3,10 @@
 ``DartsNetwork`` is a plain model: stem, ``layers`` stacked cells (reductions at 1/3 and 2/3 of the depth),
 each cell with two preprocessing ops (ReLU-conv1x1-BN, or FactorizedReduce after a reduction), ``steps``
 intermediate nodes fed by an ``Edge`` from every earlier state (14 edges for 4 nodes), the concat of the last
-``multiplier`` nodes, then global pool and a classifier. An ``Edge`` is an ordinary ReLU-conv3x3-BN.
+``multiplier`` nodes, then global pool and a classifier. An ``Edge`` is an ordinary ReLU-conv3x3-BN. With
+``auxiliary`` an auxiliary head reads the cell at 2/3 of the depth and the network returns ``(logits,
+aux_logits)`` (DARTS's augment network; the Auxiliary criterion trains it, the Retrain estimator removes it
+from the exported subnet).
 
 ``darts_supernet`` traces it, rewrites every ``Edge`` into a Slot (the ``Edge`` module type is the pattern)
 and constructs mixed ops with a ``param_name`` that makes all normal cells share params ``normal.e{i}`` and
@@ -84,11 +87,26 @@ class Cell(nn.Module):
         return torch.cat(states[-self.multiplier:], dim=1)
 
 
+class AuxiliaryHead(nn.Module):
+    """DARTS's CIFAR auxiliary head: ReLU, pool to 2x2 (adaptive, so any input size works), conv1x1 128 - BN -
+    ReLU, conv2x2 768 - BN - ReLU, linear classifier."""
+
+    def __init__(self, channels: int, num_classes: int) -> None:
+        super().__init__()
+        self.features = nn.Sequential(
+            nn.ReLU(), nn.AdaptiveAvgPool2d(2), nn.Conv2d(channels, 128, 1, bias=False), nn.BatchNorm2d(128),
+            nn.ReLU(), nn.Conv2d(128, 768, 2, bias=False), nn.BatchNorm2d(768), nn.ReLU())
+        self.classifier = nn.Linear(768, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.classifier(torch.flatten(self.features(x), 1))
+
+
 class DartsNetwork(nn.Module):
     """The DARTS CIFAR search network with plain ``Edge`` ops (an ordinary, trainable model)."""
 
     def __init__(self, C: int = 16, num_classes: int = 10, layers: int = 8, steps: int = 4, multiplier: int = 4,
-                 stem_multiplier: int = 3, in_channels: int = 3) -> None:
+                 stem_multiplier: int = 3, in_channels: int = 3, auxiliary: bool = False) -> None:
         super().__init__()
         c_curr = stem_multiplier * C
         self.stem = nn.Sequential(nn.Conv2d(in_channels, c_curr, 3, padding=1, bias=False), nn.BatchNorm2d(c_curr))
@@ -103,13 +121,25 @@ class DartsNetwork(nn.Module):
             reduction_prev = reduction
             self.cells.append(cell)
             c_pp, c_p = c_p, multiplier * c_curr
+            if auxiliary and i == self.aux_position(layers):
+                self.auxiliary_head = AuxiliaryHead(c_p, num_classes)
+        self.auxiliary = auxiliary
         self.classifier = nn.Linear(c_p, num_classes)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    @staticmethod
+    def aux_position(layers: int) -> int:
+        """The cell the auxiliary head reads: the one at 2/3 of the depth (DARTS)."""
+        return 2 * layers // 3
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
         s0 = s1 = self.stem(x)
-        for cell in self.cells:
+        aux = None
+        for i, cell in enumerate(self.cells):
             s0, s1 = s1, cell(s0, s1)
-        return self.classifier(torch.flatten(F.adaptive_avg_pool2d(s1, 1), 1))
+            if self.auxiliary and i == self.aux_position(len(self.cells)):
+                aux = self.auxiliary_head(s1)
+        logits = self.classifier(torch.flatten(F.adaptive_avg_pool2d(s1, 1), 1))
+        return logits if aux is None else (logits, aux)
 
 
 def reduction_layers(layers: int) -> set[int]:
@@ -137,12 +167,16 @@ def darts_param_name(layers: int) -> Callable[[SlotSpec], str]:
 def darts_supernet(C: int = 16, layers: int = 8, num_classes: int = 10,
                    input_shape: Sequence[int] = (1, 3, 32, 32), mixed_op: str = "SoftmaxSum",
                    candidates: Sequence[str] = tuple(DARTS_CANDIDATES), steps: int = 4, multiplier: int = 4,
-                   stem_multiplier: int = 3, mixed_op_args: Mapping[str, Any] | None = None) -> fx.GraphModule:
+                   stem_multiplier: int = 3, mixed_op_args: Mapping[str, Any] | None = None,
+                   auxiliary: bool = False) -> fx.GraphModule:
     """The DARTS search space as a supernet: ``DartsNetwork`` with every Edge searched over ``candidates``.
 
     Its space derives archs by the DARTS cell rule (``darts_cell``: two strongest edges per node).
+    ``auxiliary``: add DARTS's auxiliary head (the network returns ``(logits, aux_logits)``) for a retrain
+    with the Auxiliary criterion (``Retrain``'s ``auxiliary`` option).
     """
-    model = DartsNetwork(C, num_classes, layers, steps, multiplier, stem_multiplier, in_channels=input_shape[1])
+    model = DartsNetwork(C, num_classes, layers, steps, multiplier, stem_multiplier, in_channels=input_shape[1],
+                         auxiliary=auxiliary)
     net = searchify(model, pattern=Edge, candidates=list(candidates), example_inputs=torch.randn(*input_shape),
                     mixed_op=mixed_op, param_name=darts_param_name(layers), mixed_op_args=mixed_op_args)
     space_of(net).derive_rule = "darts_cell"

@@ -2,14 +2,16 @@
 
 Each criterion is called as ``crit(loss, output, target, inputs, model) -> Tensor``: ``loss`` is what the
 previous criteria produced (None for the first). Task losses (CrossEntropy, LabelSmoothing, MSE) add their
-value to it; extra terms (Auxiliary, Distillation) add a weighted term.
+value to it; extra terms (Auxiliary, Distillation) add a weighted term. A criterion may also mix the training
+batch before the forward (``Criterion.mix_batch``, MixUp): the chain then gives every criterion the mixed
+inputs and soft targets (class probabilities, or mixed values for regression), which the task losses accept.
 """
 
 from __future__ import annotations
 
 import copy
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -42,15 +44,29 @@ def soft_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperat
                     reduction="batchmean", log_target=True) * (T * T)
 
 
+TargetFn = Callable[[Any], torch.Tensor]  # model output -> the targets the criteria see
+
+
 class Criterion:
-    """One loss term; ``task`` criteria define the loss an evaluation reports."""
+    """One loss term; ``task`` criteria define the loss an evaluation reports.
+
+    ``mix_batch(inputs, target)`` may return ``(mixed inputs, fn)``: the chain's training loss then runs the
+    model on the mixed inputs and gives every criterion ``fn(output)`` as the targets (MixUp); the default
+    (None) leaves the batch alone. Evaluation never mixes. ``adds_term`` is False for a criterion that only
+    mixes (a chain needs at least one that adds a loss term).
+    """
 
     task = False
+    adds_term = True
 
     def __call__(self, loss: torch.Tensor | None, output: Any, target: torch.Tensor, inputs: Any = None,
                  model: nn.Module | None = None) -> torch.Tensor:
         """``loss`` plus this criterion's term."""
         raise NotImplementedError
+
+    def mix_batch(self, inputs: Any, target: torch.Tensor) -> tuple[Any, TargetFn] | None:
+        """(mixed inputs, output -> targets) for a training batch, or None to leave it alone (the default)."""
+        return None
 
     def __repr__(self) -> str:
         opts = ", ".join(f"{k}={v!r}" for k, v in vars(self).items() if not isinstance(v, nn.Module))
@@ -81,7 +97,10 @@ class LabelSmoothing(Criterion):
     def __call__(self, loss, output, target, inputs=None, model=None):  # noqa: D102
         logits = main_output(output)
         logp = F.log_softmax(logits, dim=-1)
-        nll = -logp.gather(-1, target.unsqueeze(-1)).squeeze(-1)
+        if target.dim() == logits.dim():  # soft targets (class probabilities, e.g. from MixUp): smooth them
+            nll = -(target.to(logp.dtype) * logp).sum(-1)
+        else:
+            nll = -logp.gather(-1, target.unsqueeze(-1)).squeeze(-1)
         smooth = -logp.mean(dim=-1)
         return _add(loss, ((1.0 - self.eps) * nll + self.eps * smooth).mean())
 
@@ -157,12 +176,20 @@ def load_module(ref: str | nn.Module, weights: str | None = None) -> nn.Module:
 
 @CRITERIA.register("Distillation")
 class Distillation(Criterion):
-    """Knowledge distillation: adds ``weight`` x T^2 x KL(teacher/T || student/T) (Hinton et al.)."""
+    """Knowledge distillation: adds ``weight`` x T^2 x KL(teacher/T || student/T) (Hinton et al.).
+
+    With ``ratio`` r the loss becomes ``(1 - r) x loss + r x T^2 x KL`` instead (ModularNAS's
+    KnowledgeDistillLoss with ``kd_ratio`` r; its soft-target cross-entropy is this KL at T = 1 plus the
+    teacher's entropy, a constant).
+    """
 
     def __init__(self, teacher: FilePath | nn.Module, temperature: float = 4.0, weight: float = 1.0,
-                 weights: FilePath | None = None) -> None:
+                 weights: FilePath | None = None, ratio: float | None = None) -> None:
         if temperature <= 0:
             raise ConfigError(f"Distillation temperature must be > 0, got {temperature}")
+        if ratio is not None and not 0.0 <= ratio <= 1.0:
+            raise ConfigError(f"Distillation ratio must be in [0, 1] (the teacher's share of the loss), got {ratio}")
+        self.ratio = None if ratio is None else float(ratio)
         self.teacher = load_module(teacher, weights)
         try:
             self.teacher.eval()
@@ -181,7 +208,10 @@ class Distillation(Criterion):
             self.teacher.to(dev)
         with torch.no_grad():
             t_logits = main_output(self.teacher(inputs))
-        return _add(loss, self.weight * soft_kl(logits, t_logits, self.temperature))
+        kd = soft_kl(logits, t_logits, self.temperature)
+        if self.ratio is not None:
+            return self.ratio * kd if loss is None else (1.0 - self.ratio) * loss + self.ratio * kd
+        return _add(loss, self.weight * kd)
 
     def __deepcopy__(self, memo: dict) -> Distillation:
         # the teacher is frozen and shared: copying a trainer config must not copy the teacher's weights
@@ -199,7 +229,21 @@ class CriterionChain:
     def __init__(self, criteria: Sequence[Criterion]) -> None:
         if not criteria:
             raise ConfigError("a criterion chain needs at least one criterion (e.g. CrossEntropy)")
+        if not any(c.adds_term for c in criteria):
+            raise ConfigError(f"criteria {[type(c).__name__ for c in criteria]} add no loss term; add a task loss "
+                              f"(e.g. CrossEntropy) to the chain")
         self.criteria = list(criteria)
+
+    def training_loss(self, model: nn.Module, inputs: Any, target: torch.Tensor) -> torch.Tensor:
+        """The training loss of one batch: the model's forward and the chain, on the batch as the criteria
+        mix it (``Criterion.mix_batch``; at most the first criterion that mixes does)."""
+        for c in self.criteria:
+            mixed = c.mix_batch(inputs, target)
+            if mixed is not None:
+                inputs, targets_for = mixed
+                output = model(inputs)
+                return self(output, targets_for(output), inputs, model)
+        return self(model(inputs), target, inputs, model)
 
     def __call__(self, output: Any, target: torch.Tensor, inputs: Any = None,
                  model: nn.Module | None = None) -> torch.Tensor:

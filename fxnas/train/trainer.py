@@ -118,12 +118,13 @@ class Trainer:
 
     # --- training -----------------------------------------------------------------------------------
     def loss(self, model: nn.Module, batch: Any) -> torch.Tensor:
-        """The training loss of one batch (moved to the device): step_fn, or criteria(model(x), y)."""
+        """The training loss of one batch (moved to the device): step_fn, or the criteria's
+        ``training_loss(model, x, y)`` (criteria(model(x), y), on the batch as a MixUp criterion mixes it)."""
         batch = to_device(batch, self.device)
         if self.step_fn is not None:
             return self.step_fn(model, batch)
         x, y = batch[0], batch[1]
-        return self.criteria(model(x), y, x, model)
+        return self.criteria.training_loss(model, x, y)
 
     def train_step(self, model: nn.Module, batch: Any,
                    losses: Sequence[Callable[[nn.Module, Any], torch.Tensor]] | None = None) -> dict[str, float]:

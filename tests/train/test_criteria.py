@@ -85,6 +85,22 @@ def test_distillation_matches_hinton_formula(batch, tmp_path):
         Distillation("no_such_teacher")
 
 
+def test_distillation_ratio_is_modularnas_knowledge_distill(batch):
+    x, y = torch.randn(8, 3), batch[1]
+    teacher = nn.Linear(3, 5)
+    student = torch.randn(8, 5)
+    ce = F.cross_entropy(student, y)
+    d = Distillation(teacher, temperature=1.0, ratio=0.3)
+    # ModularNAS: (1 - r) * loss + r * CE(student, softmax(teacher)); that CE is the KL plus the teacher's entropy
+    p_t = F.softmax(teacher(x), -1)
+    soft_ce = -(p_t * F.log_softmax(student, -1)).sum(-1).mean()
+    entropy = -(p_t * p_t.log()).sum(-1).mean()
+    got = d(ce, student, y, x)
+    assert torch.allclose(got, 0.7 * ce + 0.3 * (soft_ce - entropy), atol=1e-5)
+    with pytest.raises(ConfigError, match="ratio"):
+        Distillation(teacher, ratio=1.5)
+
+
 def test_chain_order_and_builders(batch):
     logits, y = batch
     chain = build_criteria([{"type": "LabelSmoothing", "options": {"eps": 0.1}}])
