@@ -7,6 +7,7 @@ just a SearchSpace (table lookups). Modules that define spaces register them her
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 from torch import nn
@@ -43,7 +44,8 @@ def space_file(path: FilePath, validate: bool = True, input_shape: Sequence[int]
 
 
 def model_builder(ref: str) -> Callable[..., Any]:
-    """The callable ``model.type`` names: torchvision:NAME, file.py[:fn], package.module:fn, or a SPACES name."""
+    """The callable ``model.type`` names: torchvision:NAME, file.py[:fn] (without ``:fn``: the file's only
+    function, else its only nn.Module class), package.module:fn, or a SPACES name."""
     from ..userobj import load_object
 
     if ref.startswith("torchvision:"):
@@ -58,7 +60,12 @@ def model_builder(ref: str) -> Callable[..., Any]:
         tv.__doc__ = f"torchvision {arch}"
         return tv
     if ref.endswith(".py"):
-        ref = f"{ref}:build"
+        # the CLI's discovery: the file's only function, else its only nn.Module class
+        from ..modelfile import find_entry, import_model_file
+
+        if not Path(ref).is_file():
+            raise ConfigError(f"model.type: python file {ref!r} does not exist")
+        return find_entry(import_model_file(ref), None)[1]
     if ":" in ref:
         fn = load_object(ref)
         if not callable(fn):
