@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
@@ -114,7 +115,7 @@ def build_experiment(cfg: Mapping[str, Any], console: Console | None = None,
     # default objective: the trainer's metric; without data (table lookups) each result's first metric
     objectives = cfg["objectives"] or [trainer.metric if data is not None else None]
     inject: dict[str, Any] = {"space": space, "seed": seed, "constraints": cfg["constraints"],
-                              "objectives": objectives}
+                              "objectives": objectives, "out_dir": str(Path(cfg["out_root"]) / cfg["name"])}
     first = objectives[0]
     if isinstance(first, str) and ":" not in first:
         inject["metric"] = first

@@ -168,3 +168,18 @@ def test_bad_options_are_one_line_errors(options, match):
     with pytest.raises(ConfigError, match=match):
         opt = build(plane(), **options)
         opt.next(1)
+
+
+def test_a_search_keeps_its_study_in_its_run_folder(tmp_path):
+    from fxnas.config import build_experiment, load_config
+
+    cfg = load_config({"name": "optuna_run", "model": {"type": "tiny_net", "width": 4},
+                       "construct": {"pattern": "conv3x3", "candidates": ["NC3", "DW3"]},
+                       "data": {"type": "digits", "size": 8, "channels": 3, "batch_size": 64},
+                       "trainer": {"type": "Classification", "epochs": 1, "max_steps_per_epoch": 2},
+                       "optim": {"type": "Optuna"}, "estim": [{"type": "SubNet", "budget": 2}],
+                       "export": {"onnx": False}, "progress": False}, out_root=str(tmp_path))
+    exp = build_experiment(cfg)
+    exp.run()
+    assert (tmp_path / "optuna_run" / "optuna.db").is_file()
+    assert len(exp.optimizer.study.trials) == 2 and exp.optimizer.study.study_name == "optuna_run"
