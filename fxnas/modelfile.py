@@ -253,13 +253,13 @@ def parse_shape(text: str) -> tuple[int, ...]:
     return shape
 
 
-def parse_kwargs(items: list[str] | tuple[str, ...]) -> dict[str, Any]:
-    """``["num_classes=10", "width=0.5"]`` → kwargs, values parsed as YAML scalars."""
+def parse_kwargs(items: list[str] | tuple[str, ...], what: str = "model argument") -> dict[str, Any]:
+    """``["num_classes=10", "width=0.5"]`` → kwargs, values parsed as YAML (``width=[0.5,1.0]`` gives a list)."""
 
     out: dict[str, Any] = {}
     for it in items:
         key, sep, val = it.partition("=")
         if not sep or not key.strip().isidentifier():
-            raise ModelError(f"model argument {it!r} is not KEY=VALUE (e.g. num_classes=10)")
+            raise ModelError(f"{what} {it!r} is not KEY=VALUE (e.g. num_classes=10)")
         out[key.strip()] = load_yaml(val) if val.strip() else None
     return out

@@ -1,5 +1,6 @@
-"""Space files: a YAML recipe (model source, weights, input shape, pattern, candidates, mixed op, seed)
-from which the same supernet is re-created, plus its params for validation on reload."""
+"""Space files: a YAML recipe (model source, weights, input shape, pattern, candidates, mixed op, an
+``elastic`` section, seed) from which the same supernet is re-created, plus its params for validation on
+reload."""
 
 from __future__ import annotations
 
@@ -61,20 +62,33 @@ def candidates_to_data(candidates: Any) -> list[str] | dict[str, list[str]]:
 
 @dataclass
 class SpaceRecipe:
-    """Everything needed to rebuild a supernet: searchify(model, pattern, candidates, ...) with a fixed seed."""
+    """Everything needed to rebuild a supernet with a fixed seed: searchify(model, pattern, candidates, ...),
+    then elasticize as the ``elastic`` section asks (the section of a config; either part may be absent:
+    ``pattern=None`` for an elastic-only space)."""
 
     source: ModelSource
     input_shape: tuple[int, ...]
-    pattern: str | list[str] = "conv3x3"
-    candidates: list[str] | dict[str, list[str]] = field(default_factory=lambda: ["ORIG"])
+    pattern: str | list[str] | None = "conv3x3"
+    candidates: list[str] | dict[str, list[str]] | None = field(default_factory=lambda: ["ORIG"])
     mixed_op: str = "Index"
     mixed_op_args: dict[str, Any] = field(default_factory=dict)
     weights: str | None = None
     seed: int = 0
+    elastic: dict[str, Any] | None = None
 
     def __post_init__(self) -> None:
-        self.pattern = pattern_to_data(self.pattern)
-        self.candidates = candidates_to_data(self.candidates)
+        from .elastic.config import validate_elastic
+
+        if self.pattern is None and self.elastic is None:
+            raise ConfigError("a space needs a pattern (and candidates), an elastic section, or both")
+        if self.pattern is not None:
+            self.pattern = pattern_to_data(self.pattern)
+            self.candidates = candidates_to_data(self.candidates if self.candidates is not None else ["ORIG"])
+        else:
+            self.candidates = None
+        if self.elastic is not None:
+            validate_elastic(self.elastic)  # a bad section fails now, not on reload
+            self.elastic = dict(self.elastic)
         self.input_shape = tuple(int(d) for d in self.input_shape)
 
     def example_inputs(self) -> torch.Tensor:
@@ -99,8 +113,15 @@ class SpaceRecipe:
             specs[spec.name] = spec
             return candidate_names(cands, spec)
 
-        net = build_supernet(model, self.pattern, record, self.example_inputs(), self.mixed_op,
-                             self.mixed_op_args or None, seed=self.seed)
+        if self.pattern is not None:
+            net = build_supernet(model, self.pattern, record, self.example_inputs(), self.mixed_op,
+                                 self.mixed_op_args or None, seed=self.seed)
+        else:
+            net = model
+        if self.elastic is not None:
+            from .elastic.config import apply_elastic
+
+            net = apply_elastic(net, self.example_inputs(), self.elastic)
         return net, specs
 
     def to_dict(self, relative_to: str | os.PathLike | None = None) -> dict[str, Any]:
@@ -110,20 +131,22 @@ class SpaceRecipe:
             weights = portable_path(weights, relative_to)
         return {"model": self.source.to_dict(relative_to), "weights": weights, "input_shape": list(self.input_shape),
                 "pattern": self.pattern, "candidates": self.candidates, "mixed_op": self.mixed_op,
-                "mixed_op_args": dict(self.mixed_op_args), "seed": self.seed}
+                "mixed_op_args": dict(self.mixed_op_args), "seed": self.seed, "elastic": self.elastic}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], relative_to: str | os.PathLike | None = None) -> SpaceRecipe:
         """Inverse of to_dict."""
-        missing = [k for k in ("model", "input_shape", "pattern", "candidates") if k not in d]
+        needed = ("model", "input_shape") + (() if d.get("elastic") is not None else ("pattern", "candidates"))
+        missing = [k for k in needed if k not in d]
         if missing:
-            raise ConfigError(f"space file lacks {missing}; it needs model, input_shape, pattern, candidates")
+            raise ConfigError(f"space file lacks {missing}; it needs model, input_shape, and pattern and "
+                              f"candidates or an elastic section")
         weights = d.get("weights")
         if weights is not None and relative_to is not None and not os.path.isabs(weights):
             weights = os.path.normpath(os.path.join(relative_to, weights))
-        return cls(ModelSource.from_dict(d["model"], relative_to), tuple(d["input_shape"]), d["pattern"],
-                   d["candidates"], d.get("mixed_op", "Index"), dict(d.get("mixed_op_args") or {}), weights,
-                   int(d.get("seed", 0)))
+        return cls(ModelSource.from_dict(d["model"], relative_to), tuple(d["input_shape"]), d.get("pattern"),
+                   d.get("candidates"), d.get("mixed_op", "Index"), dict(d.get("mixed_op_args") or {}), weights,
+                   int(d.get("seed", 0)), d.get("elastic"))
 
 
 def describe_slots(specs: Mapping[str, SlotSpec], net: fx.GraphModule) -> dict[str, dict[str, Any]]:

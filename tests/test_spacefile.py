@@ -115,3 +115,29 @@ def test_bad_space_files(tmp_path: Path) -> None:
     (tmp_path / "y.yaml").write_text("version: 1\nmodel: {kind: file, target: m.py}\n")
     with pytest.raises(ConfigError, match="lacks"):
         read_space(tmp_path / "y.yaml")
+
+
+@pytest.mark.parametrize("pattern", [None, "conv3x3"])
+def test_elastic_section_roundtrip(tmp_path: Path, pattern) -> None:
+    """An elastic space (alone, or on top of slots) is re-created from its file with the same params and
+    the same outputs at a sampled setting."""
+    r = recipe(pattern=pattern, candidates=None if pattern is None else "ORIG,DW3",
+               elastic={"width": [0.5, 1.0], "depth": [0, 1]})
+    net, _ = r.build()
+    path = write_space(tmp_path / "space.yaml", r, net, {})
+    again = load_supernet(path)
+    assert again.space.describe() == net.space.describe()
+    assert any(k.startswith("width.") for k in again.space.describe())
+    assert (pattern is not None) == any(k == "res1.conv1" for k in again.space.describe())
+    arch = net.space.sample(1)
+    x = torch.randn(2, 3, 16, 16)
+    net.space.apply(arch)
+    again.space.apply(arch)
+    torch.testing.assert_close(again.eval()(x), net.eval()(x))
+
+
+def test_space_needs_slots_or_elastic() -> None:
+    with pytest.raises(ConfigError, match="pattern .*elastic section"):
+        recipe(pattern=None, elastic=None)
+    with pytest.raises(ConfigError, match="unknown key 'wdth' in elastic"):
+        recipe(elastic={"wdth": [0.5]})

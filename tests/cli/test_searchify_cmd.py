@@ -108,3 +108,15 @@ def test_unsaveable_never_reaches_cli(tmp_path: Path) -> None:
     r = run("searchify", TINY, "-p", "conv5x5", "-c", "NC3,NC5,DW3", "-o", str(out))
     assert r.exit_code == 0, r.output
     assert out.is_file() and "branch_b.0" in r.output
+
+
+def test_elastic_space_file(tmp_path: Path) -> None:
+    out = tmp_path / "space.yaml"
+    r = run("searchify", TINY, "-s", "1,3,16,16", "-e", "width=[0.5,1.0]", "-e", "depth=[0,1]", "--out", str(out))
+    assert r.exit_code == 0, r.output
+    assert "elastic params" in r.output and "slots matching" not in r.output
+    recipe, data = read_space(out)
+    assert recipe.pattern is None and data["elastic"] == {"width": [0.5, 1.0], "depth": [0, 1]}
+    assert set(load_supernet(out).space.describe()) == set(data["params"])
+    bad = run("searchify", TINY, "-e", "width")
+    assert bad.exit_code != 0 and "--elastic 'width' is not KEY=VALUE" in bad.output
