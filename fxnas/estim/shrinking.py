@@ -6,7 +6,10 @@ setting only; each later stage unlocks one elastic kind, and every weight step t
 over the kinds unlocked so far (the others at their largest): with ``sandwich`` the largest, the smallest and
 random ones (BigNAS's sandwich rule), else random ones, their gradients summed in one step. With ``distill``
 the largest setting's outputs in the same step are the soft targets of the others (in-place distillation).
-Each stage restarts the trainer's cosine schedule (at the stage's ``lr``). At each epoch end the largest and
+Each stage restarts the trainer's cosine schedule (at the stage's ``lr``). With ``phases: {depth: 2, width: 2}``
+a stage is split into phases that widen its kind's range from the largest choices down, as OFA trains depth
+{4, 3} before {4, 3, 2} and expansion {6, 4} before {6, 4, 3}: phase j of n allows the largest j/n of each
+param's choices (at least two). At each epoch end the largest and
 the smallest setting of the stage are evaluated after BatchNorm recalibration; then ``budget`` archs proposed
 by the experiment's optimizer are evaluated the same way (with their ``costs``), so a config searches the
 trained network under a constraint such as ``macs <= 2e6``.
@@ -57,15 +60,18 @@ class ProgressiveShrinking(Default):
     ``epochs``: per stage, one number or ``{stage: n}`` (default: the trainer's); ``lr``: the learning rate each
     stage's cosine schedule starts from, one number or ``{stage: lr}`` (default: the trainer's). ``subnets``
     settings per weight step (``sandwich``: the largest and the smallest among them), ``distill`` with
-    ``kd_weight`` x T^2 KL at temperature ``kd_temperature``. ``bn_steps`` fixed train batches recalibrate
-    BatchNorm before each evaluation on ``eval_split`` (``eval_steps`` batches at most). ``costs`` are
-    counted for each evaluated arch (fxnas.costs). A stage whose elastic kind the space lacks is skipped.
+    ``kd_weight`` x T^2 KL at temperature ``kd_temperature``. ``phases``: per stage, how many phases its
+    epochs are split into (the range of its kind widening from the largest choices down). ``bn_steps``
+    fixed train batches recalibrate BatchNorm before each evaluation on ``eval_split`` (``eval_steps`` batches
+    at most). ``costs`` are counted for each evaluated arch (fxnas.costs). A stage whose elastic kind the
+    space lacks is skipped.
     """
 
     space_kind = "elastic"
 
     def __init__(self, stages: Sequence[Stage] = STAGES, epochs: int | Mapping[str, int] | None = None,
-                 lr: float | Mapping[str, float] | None = None, subnets: int = 4, sandwich: bool = True,
+                 lr: float | Mapping[str, float] | None = None, phases: int | Mapping[str, int] | None = None,
+                 subnets: int = 4, sandwich: bool = True,
                  distill: bool = False, kd_weight: float = 1.0, kd_temperature: float = 1.0, bn_steps: int = 10,
                  eval_split: str = "valid", eval_steps: int | None = None, budget: int = 20, batch_size: int = 1,
                  costs: Sequence[str] = ("params", "macs"), checkpoint_steps: int = 0) -> None:
@@ -87,6 +93,8 @@ class ProgressiveShrinking(Default):
         self.stage_epochs = _per_stage("epochs", epochs, stages, lambda v: isinstance(v, int) and v >= 0,
                                        "an integer >= 0")
         self.stage_lr = _per_stage("lr", lr, stages, lambda v: isinstance(v, (int, float)) and v > 0, "a number > 0")
+        self.stage_phases = _per_stage("phases", phases, stages, lambda v: isinstance(v, int) and v >= 1,
+                                       "an integer >= 1")
         self.subnets, self.sandwich = int(subnets), bool(sandwich)
         self.distill, self.kd_weight, self.kd_temperature = bool(distill), float(kd_weight), float(kd_temperature)
         self.bn_steps, self.budget, self.batch_size = int(bn_steps), int(budget), int(batch_size)
@@ -129,6 +137,14 @@ class ProgressiveShrinking(Default):
         i = self.stage_at(exp, epoch)[0]
         return unlocked_kinds([s for s, _ in self.plan(exp)], i)
 
+    def fractions(self, exp: SearchContext, epoch: int) -> dict[str, float]:
+        """``{kind: fraction}`` of the running stage's kind at ``epoch``: phase j of n allows j/n of its choices."""
+        _, name, first, n = self.stage_at(exp, epoch)
+        phases = min(self.stage_phases.get(name, 1), n)
+        if phases <= 1:
+            return {}
+        return {name: ((epoch - first) * phases // n + 1) / phases}
+
     # --- training ---------------------------------------------------------------------------------
     def train_epoch(self, exp: SearchContext) -> None:
         """A stage's first epoch (re)starts the trainer's schedule for the stage, then Default's epoch loop."""
@@ -138,8 +154,9 @@ class ProgressiveShrinking(Default):
             exp.trainer.configure(exp.model, exp.trainer.steps_for(exp.data.train), epochs=n,
                                   lr=self.stage_lr.get(name))
             varying = sorted(self.kinds(exp, self.epoch)) or ["nothing: the largest setting"]
-            exp.log(f"ProgressiveShrinking stage {i + 1}/{len(self.plan(exp))}: {name} ({n} epochs; "
-                    f"{', '.join(varying)} varying)")
+            phases = min(self.stage_phases.get(name, 1), n)
+            exp.log(f"ProgressiveShrinking stage {i + 1}/{len(self.plan(exp))}: {name} ({n} epochs"
+                    f"{f' in {phases} phases' if phases > 1 else ''}; {', '.join(varying)} varying)")
         super().train_epoch(exp)
 
     def weight_step(self, exp: SearchContext, batch: Any) -> dict[str, float]:
@@ -147,7 +164,8 @@ class ProgressiveShrinking(Default):
         assert exp.trainer is not None and exp.model is not None and exp.space is not None
         space = exp.space
         kinds = self.kinds(exp, self.epoch)
-        archs = step_subnets(space, kinds, self.subnets, self.sandwich, exp.seed, "ps", self.epoch, self.step)
+        archs = step_subnets(space, kinds, self.subnets, self.sandwich, exp.seed, "ps", self.epoch, self.step,
+                             fractions=self.fractions(exp, self.epoch))
         before = space.current()
         try:
             return dict(exp.trainer.train_step(exp.model, batch, self.losses(exp, archs, bool(kinds))))
@@ -201,7 +219,7 @@ class ProgressiveShrinking(Default):
         rng = random.Random(f"{exp.seed}:ps-eval:{self.epoch}")
         recorded = []
         for which in ("largest", "smallest") if kinds else ("largest",):
-            arch = subnet(exp.space, kinds, which, rng)
+            arch = subnet(exp.space, kinds, which, rng, self.fractions(exp, self.epoch))
             metrics = {**self.evaluate_arch(exp, arch), **train}
             info = {"epoch": self.epoch + 1, "estimator": "ProgressiveShrinking", "stage": exp.stage,
                     "phase": name, "subnet": which, "rank": rank}

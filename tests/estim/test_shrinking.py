@@ -148,3 +148,31 @@ def test_bad_setups_are_refused(digits8, tmp_path) -> None:
     exp.trainer.step_fn = lambda m, b: m(b[0]).sum()
     with pytest.raises(ConfigError, match="distill needs the trainer's own loss"):
         exp.run()
+
+
+def test_phases_widen_a_stage_from_the_largest_choices_down(digits8, tmp_path) -> None:
+    """phases: {width: 2}: the width stage's first epoch trains and evaluates the larger half of each width
+    param's choices (OFA's expansion {6, 4} before {6, 4, 3}), its second epoch all of them."""
+    from fxnas.elastic.sampling import allowed
+
+    torch.manual_seed(0)
+    net = fxnas.elasticize(CNN().eval(), torch.randn(1, 1, 8, 8), width=(0.25, 0.5, 0.75, 1.0),
+                           divisor=4).train()
+    widths = {k: p.choices for k, p in elastic_params(net).items()}
+    assert widths and all(len(c) >= 3 for c in widths.values())
+    exp = experiment(digits8, tmp_path, model=net, stages=["full", "width"], epochs={"full": 1, "width": 2},
+                     phases={"width": 2}, budget=0)
+    est: ProgressiveShrinking = exp.estimators[0]  # type: ignore[assignment]
+    assert est.fractions(exp, 0) == {} and est.fractions(exp, 1) == {"width": 0.5} and est.fractions(exp, 2) == {
+        "width": 1.0}
+    for epoch, fraction in ((1, 0.5), (2, 1.0)):
+        for step in range(5):
+            for arch in step_subnets(net.space, {"width"}, 4, True, 0, "ps", epoch, step,
+                                     fractions=est.fractions(exp, epoch)):
+                assert all(arch[k] in allowed(c, fraction) for k, c in widths.items())
+    exp.run()
+    smallest_of = {r.info["epoch"]: r.arch for r in exp.history if r.info.get("subnet") == "smallest"}
+    assert all(smallest_of[2][k] == allowed(c, 0.5)[0] != c[0] for k, c in widths.items())
+    assert all(smallest_of[3][k] == c[0] for k, c in widths.items())
+    with pytest.raises(ConfigError, match="phases.width must be an integer >= 1"):
+        ESTIMATORS.build("ProgressiveShrinking", phases={"width": 0})
