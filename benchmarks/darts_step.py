@@ -15,7 +15,6 @@ alphas must agree (asserted). Targets: fxnas eager <= 1.02x the hand-written loo
 from __future__ import annotations
 
 import argparse
-import copy
 import time
 from collections.abc import Callable
 from types import SimpleNamespace
