@@ -53,8 +53,11 @@ def main(argv: list[str] | None = None) -> dict[str, tuple[float, float]]:
         t_trace = seconds(functools.partial(fxnas.trace, model, x), a.repeats)
         t_search = seconds(functools.partial(fxnas.searchify, model, pattern, cands, example_inputs=x), a.repeats)
         net = fxnas.searchify(model, pattern, cands, example_inputs=x)
+        added = sum(p.numel() for p in net.parameters()) - sum(p.numel() for p in model.parameters())
+        t_init = seconds(lambda n=max(added, 1): torch.empty(n).uniform_(-1.0, 1.0), a.repeats)
         print(f"{name:16s} {len(net.graph.nodes):5d} nodes, {len(fxnas.mixed_ops(net)):3d} slots ({pattern}: "
-              f"{len(cands)} candidates): trace {t_trace:.2f} s, searchify {t_search:.2f} s  target < 1 s")
+              f"{len(cands)} candidates): trace {t_trace:.2f} s, searchify {t_search:.2f} s  target < 1 s; "
+              f"the candidates add {added / 1e6:.1f} M weights, whose random init alone takes {t_init:.2f} s")
         out[name] = (t_trace, t_search)
     return out
 
