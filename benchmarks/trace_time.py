@@ -20,6 +20,7 @@ from _bench import machine, single_thread
 import fxnas
 
 SPACES = {  # model: (pattern, candidates)
+    "resnet18": ("conv3x3", ["ORIG", "NC3", "IDT"]),  # small: the smoke test
     "resnet50": ("conv3x3", ["ORIG", "NC3", "NC5", "MB3E3", "IDT"]),
     "efficientnet_b7": ("dwconv", ["ORIG", "DW3", "DW5", "IDT"]),
     "vit_b_16": ("linear", ["ORIG", "NIL"]),  # IDT fails on (batch, tokens, features) Linear slots
@@ -39,7 +40,7 @@ def seconds(fn, repeats: int) -> float:
 def main(argv: list[str] | None = None) -> dict[str, tuple[float, float]]:
     """Print trace and searchify seconds per model; returns {model: (trace s, searchify s)}."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--models", default=",".join(SPACES))
+    ap.add_argument("--models", default="resnet50,efficientnet_b7,vit_b_16", help=",".join(SPACES))
     ap.add_argument("--size", type=int, default=224)
     ap.add_argument("--repeats", type=int, default=3)
     a = ap.parse_args(argv)
