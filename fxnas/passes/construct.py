@@ -84,15 +84,30 @@ def check_shape(name: str, module: nn.Module, spec: SlotSpec) -> None:
                          f"{tuple(spec.out_shape)} (in {tuple(spec.in_shape)}, stride {spec.stride})")
 
 
-def build_candidates(names: Sequence[str], spec: SlotSpec, check: bool = True) -> dict[str, nn.Module]:
-    """Build and shape-check each named candidate for ``spec``."""
+def build_candidates(names: Sequence[str], spec: SlotSpec, check: bool = True,
+                     checked: set[tuple[Any, ...]] | None = None) -> dict[str, nn.Module]:
+    """Build and shape-check each named candidate for ``spec``.
+
+    ``checked`` (shared across the slots of one construct) holds the candidates that passed, keyed by their
+    structure (the module's repr: every layer and its hyperparameters) and the slot's shapes: a model repeats
+    a few slot shapes many times (EfficientNet-B7: 55 depthwise slots), and a shape check on the meta device
+    costs milliseconds per candidate, so each distinct one is checked once.
+    """
     out = {}
     for n in names:
         m = build_candidate(n, spec)
         if check:
-            check_shape(n, m, spec)
+            key = (n, repr(m), _shape(spec.in_shape), _shape(spec.out_shape))
+            if checked is None or key not in checked:
+                check_shape(n, m, spec)
+                if checked is not None:
+                    checked.add(key)
         out[n] = m
     return out
+
+
+def _shape(shape: Sequence[int] | None) -> tuple[int, ...] | None:
+    return None if shape is None else tuple(shape)
 
 
 def construct(
@@ -113,6 +128,7 @@ def construct(
     internal = {k: None for k in MIXED_OPS.internal}
     MIXED_OPS.check(op_spec, where="construct.mixed_op", inject=internal)
     inner: dict[int, str] = {}  # id(slot inside a built candidate) -> "<outer param>.<candidate>.<path>"
+    checked: set[tuple[Any, ...]] = set()  # candidates whose shape check passed (see build_candidates)
     for _ in range(MAX_NESTING):  # candidates may hold slots (hierarchical spaces): lower them in turn
         pending = {p: s for p, s in slots(gm).items() if _still_at(gm, p, s)}
         if not pending:
@@ -128,7 +144,7 @@ def construct(
             if param.choices != names:
                 raise ConfigError(f"slots sharing param {pname!r} must have the same candidates: "
                                   f"{param.choices} vs {names}")
-            built = build_candidates(names, spec, check)
+            built = build_candidates(names, spec, check, checked)
             for cname, cand in built.items():
                 for sub, s in slots(cand).items():
                     inner[id(s)] = f"{pname}.{cname}.{sub}"

@@ -110,3 +110,18 @@ def test_duplicate_candidates_and_bad_family_numbers_are_refused() -> None:
     for bad, why in (("MB3E0", "expansion ratio 0"), ("NC0", "kernel size 0"), ("DW4", "kernel size 4")):
         with pytest.raises(fxnas.RegistryError, match=why):
             fxnas.construct(slotted()[1], ["ORIG", bad])
+
+
+def test_each_distinct_candidate_is_shape_checked_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    from fxnas.passes import construct as construct_mod
+
+    model = torch.nn.Sequential(*[torch.nn.Conv2d(8, 8, 3, padding=1) for _ in range(4)],
+                                torch.nn.Conv2d(8, 8, 3, stride=2, padding=1))
+    calls: list[str] = []
+    real = construct_mod.check_shape
+    monkeypatch.setattr(construct_mod, "check_shape", lambda n, m, s: (calls.append(s.name), real(n, m, s))[1])
+    net = fxnas.searchify(model, "conv3x3", ["NC3", "NC5"], example_inputs=torch.randn(1, 8, 8, 8))
+    # four identical stride-1 slots share their two checks; the stride-2 slot's candidates differ
+    assert sorted(calls) == sorted(["0", "0", "4", "4"]) and len(mixed_ops(net)) == 5
+    net.space.apply({k: "NC5" for k in net.space.discrete()})
+    assert net(torch.randn(2, 8, 8, 8)).shape == (2, 8, 4, 4)
