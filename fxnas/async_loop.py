@@ -7,7 +7,8 @@ arrives, asking it for one new arch per freed worker, so a slow evaluation never
 
 Fault handling: an evaluation that raises, or whose worker dies (dask ``KilledWorker``, a broken process
 pool), is re-submitted up to ``retries`` times, then recorded as failed (``Result.failure``) and the search
-goes on. A ConfigError raised by an evaluation is bad input, not bad luck: it ends the search.
+goes on. An FxnasError (a ConfigError...) raised by an evaluation is bad input, not bad luck: it ends
+the search.
 
 Consistency on disk: each finished result is appended to a journal (``evaluations.jsonl``, one JSON line per
 result keyed by stage and submission id, flushed and fsynced before anything else sees it). The loop state
@@ -26,7 +27,7 @@ from concurrent.futures import FIRST_COMPLETED, BrokenExecutor, Executor, Future
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
+from .errors import FxnasError
 from .optim.base import Optimizer, Result, arch_key
 from .rng import jsonable
 
@@ -144,7 +145,7 @@ class AsyncLoop:
         p = self.state["pending"][sid]
         try:
             out = fut.result()
-        except ConfigError:
+        except FxnasError:  # bad input (a ConfigError, a wrong model...): the same on every attempt
             raise
         except Exception as exc:  # the evaluation raised, or its worker died
             if isinstance(exc, BrokenExecutor) and gen == self.generation:

@@ -18,7 +18,7 @@ from ..optim.base import Result, arch_key
 from ..optim.discrete import DiscreteOptimizer
 from ..passes.materialize import materialize
 from ..rng import preserved_rng
-from ..supernet import mixed_ops, space_of
+from ..supernet import attach_space, mixed_ops, space_of
 from ..train.bn import recalibrate_bn
 from ..train.sampling import fixed_batches
 from .base import ESTIMATORS, Estimator, SearchContext, require
@@ -126,6 +126,16 @@ class SubnetEvaluation:
     eval_steps: int | None
     bn_steps: int
     costs: CostOption
+
+    def __getstate__(self) -> dict[str, Any]:
+        # a GraphModule rebuilt from a pickle keeps .space but not the meta entry that makes it survive the
+        # deepcopy fit_subnet takes: attach it again
+        return {**self.__dict__, "space": space_of(self.supernet)}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        space = state.pop("space")
+        self.__dict__.update(state)
+        attach_space(self.supernet, space)
 
     def __call__(self, arch: Mapping[str, Any]) -> dict[str, float]:
         """Train ``arch`` from scratch; its metrics and costs."""

@@ -125,6 +125,7 @@ class CNN(torch.nn.Module):
         return self.fc(torch.relu(self.b2(self.c2(x))).mean((2, 3)))
 
 
+@pytest.mark.slow  # about 2 minutes on two busy cores: six trainings in worker processes
 def test_subnet_search_on_digits_survives_a_killed_worker(cluster, tmp_path):
     c, client = cluster
     torch.manual_seed(0)
@@ -157,3 +158,5 @@ def test_subnet_search_on_digits_survives_a_killed_worker(cluster, tmp_path):
     here = train_subnet(net, best.arch, digits, Trainer(epochs=1, lr=0.1), epochs=2, seed=0)
     assert here["acc"] == pytest.approx(best.metrics["acc"], abs=1e-6)
     assert net.space.current() == best.arch  # keep_best: the supernet holds the best arch
+    client.wait_for_workers(2, timeout=60)
+    assert victim not in client.run(os.getpid).values()  # the victim did die; the nanny replaced it
