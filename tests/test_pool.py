@@ -45,7 +45,7 @@ def test_dask_and_retry_settings_are_checked():
     assert parallel_settings({"backend": "dask"})["retries"] == 2
     with pytest.raises(ConfigError, match="parallel.retries must be an integer >= 0"):
         parallel_settings({"backend": "dask", "retries": -1})
-    with pytest.raises(ConfigError, match="parallel.address is the address of a dask scheduler; it needs backend: dask"):
+    with pytest.raises(ConfigError, match="parallel.address is the address of a dask scheduler; it needs backend"):
         parallel_settings({"backend": "process", "address": "tcp://127.0.0.1:8786"})
 
 
