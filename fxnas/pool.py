@@ -72,8 +72,10 @@ class DaskExecutor(Executor):
             self.client = Client(address)
         else:
             with dask.config.set({"distributed.scheduler.allowed-failures": 0}):
+                # worker processes listen on loopback only; threads (processes=False) talk in-process (inproc://)
+                where = {"host": "127.0.0.1"} if processes else {}
                 self.cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=processes,
-                                            host="127.0.0.1", dashboard_address=None)
+                                            dashboard_address=None, **where)
             self.client = Client(self.cluster)
         self._executor = self.client.get_executor(pure=False)
 
