@@ -82,3 +82,16 @@ class Lookup(Estimator):
 def arch_tag(arch: Mapping[str, Any]) -> int:
     """The checksum Logged names its files by."""
     return zlib.crc32(repr(arch_key(arch)).encode())
+
+
+@dataclass
+class KillOnce:
+    """``fn(arch)``, except that the ``kill_at``-th call (across workers) kills its own worker, once."""
+
+    fn: Any
+    folder: str
+    kill_at: int
+
+    def __call__(self, arch: Mapping[str, Any]) -> Any:
+        FakeTable(self.folder, self.kill_at)(arch)  # counts the call, and kills at kill_at
+        return self.fn(arch)

@@ -26,7 +26,7 @@ from fxnas.spaces.nb201 import nb201_space  # noqa: E402
 from fxnas.train import DATASETS, Trainer  # noqa: E402
 
 from . import helpers  # noqa: E402
-from .helpers import FakeTable, Logged, Lookup, arch_tag, fake_accuracy  # noqa: E402
+from .helpers import FakeTable, KillOnce, Logged, Lookup, arch_tag, fake_accuracy  # noqa: E402
 
 cloudpickle.register_pickle_by_value(helpers)  # the workers cannot import the tests
 
@@ -160,3 +160,17 @@ def test_subnet_search_on_digits_survives_a_killed_worker(cluster, tmp_path):
     assert net.space.current() == best.arch  # keep_best: the supernet holds the best arch
     client.wait_for_workers(2, timeout=60)
     assert victim not in client.run(os.getpid).values()  # the victim did die; the nanny replaced it
+
+
+@pytest.mark.nb201
+def test_nb201_table_search_survives_a_killed_worker(cluster, tmp_path):
+    from fxnas.estim.table import Table
+
+    c, _ = cluster
+    table = Table(costs=["params"])
+    exp = fake_table_exp(tmp_path, c.scheduler_address, KillOnce(table.evaluator(), str(tmp_path), 4), budget=12)
+    exp.run()
+    assert (tmp_path / "killed").exists()
+    hist = check_consistent(exp, 12)
+    assert all(h["metrics"] == table.evaluate(h["arch"]) for h in hist)
+    assert exp.loop_state["0"]["retries"] == 1 and not any(h["info"].get("failed") for h in hist)
