@@ -96,7 +96,7 @@ class Experiment:
         self.history: list[Result] = []
         self.best: Result | None = None
         self.stage = 0  # index of the estimator running now
-        self.loop_state: dict[str, dict[str, int]] = {}  # evaluate_loop progress per stage
+        self.loop_state: dict[str, dict[str, Any]] = {}  # evaluate_loop progress per stage (async: + pending)
         self.trainer_stage = -1  # the stage the trainer was configured for
         self.alpha_lines = 0
         self.resumed = False
