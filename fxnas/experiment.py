@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING, Any
 import torch
 from rich.console import Console
 
+from .async_loop import AsyncLoop, Journal
 from .errors import ConfigError, DivergedError
-from .loop import Guarded, dask_client, dask_map, discrete_loop
+from .loop import Guarded, discrete_loop
 from .objectives import (
     Constraint,
     Objective,
@@ -31,6 +32,7 @@ from .objectives import (
 )
 from .optim.base import Result, arch_key
 from .outputs import ExperimentFolder
+from .pool import check_picklable, make_executor, parallel_settings
 from .progress import Display, Tracker
 from .rng import jsonable, preserved_rng, rng_state, seed_everything, set_rng_state
 from .supernet import space_of
@@ -45,6 +47,8 @@ if TYPE_CHECKING:
     from .train.trainer import Trainer
 
 EvaluateFn = Callable[[dict], "Mapping[str, float] | Result"]
+# threads are left out: evaluations that train share this process's torch state and global RNGs
+EVALUATION_BACKENDS = ("local", "process", "dask")
 
 
 def _brief(state: Any) -> Any:
@@ -84,18 +88,18 @@ class Experiment:
         self.objectives: list[Objective] = [parse_objective(o) for o in objs]
         self.constraints: list[Constraint] = [parse_constraint(c) for c in constraints]
         self.export = dict(export or {})
-        self.parallel = {"backend": "local", "workers": 1, **(parallel or {})}
-        if self.parallel["backend"] not in ("local", "dask"):
-            raise ConfigError(f"parallel.backend must be 'local' or 'dask', got {self.parallel['backend']!r}")
+        self.parallel = parallel_settings(parallel)
+        if self.parallel["backend"] not in EVALUATION_BACKENDS:
+            raise ConfigError(f"parallel.backend must be one of {', '.join(EVALUATION_BACKENDS)} for a search, "
+                              f"got {self.parallel['backend']!r}")
         self.display = Display(console, progress)
         self.history: list[Result] = []
         self.best: Result | None = None
         self.stage = 0  # index of the estimator running now
-        self.loop_state: dict[str, dict[str, int]] = {}  # evaluate_loop progress per stage
+        self.loop_state: dict[str, dict[str, Any]] = {}  # evaluate_loop progress per stage (async: + pending)
         self.trainer_stage = -1  # the stage the trainer was configured for
         self.alpha_lines = 0
         self.resumed = False
-        self._client: Any = None
 
     # --- output -----------------------------------------------------------------------------------------
     def path(self, name: str) -> Path:
@@ -204,6 +208,8 @@ class Experiment:
         """
         if self.optimizer is None:
             raise ConfigError("evaluate_loop needs an optimizer")
+        if self.parallel["backend"] != "local":
+            return self._evaluate_async(Guarded(evaluate_fn), budget)
         st = self.loop_state.setdefault(str(self.stage), {"evaluated": 0, "proposed": 0})
         cache = {arch_key(r.arch): r for r in self.stage_results(loop_only=True)}
         guarded = Guarded(evaluate_fn)
@@ -213,26 +219,39 @@ class Experiment:
                 bar.advance()
                 return self.record(r)
 
-            discrete_loop(self.optimizer, lambda archs: self._map(guarded, archs), budget, batch_size,
+            discrete_loop(self.optimizer, lambda archs: [guarded(a) for a in archs], budget, batch_size,
                           cache, st, record, self.checkpoint)
         return self.stage_results(loop_only=True)
 
-    def _map(self, fn: Guarded, archs: list[dict]) -> list[Any]:
-        """Evaluate ``archs`` sequentially, or on a dask cluster when parallel.backend is dask."""
-        if not archs:
-            return []
-        if self.parallel["backend"] == "local":
-            return [fn(a) for a in archs]
+    def _evaluate_async(self, fn: Guarded, budget: int) -> list[Result]:
+        """evaluate_loop on the parallel executor: ``workers`` evaluations in flight (fxnas.async_loop)."""
+        assert self.optimizer is not None
         est = self.estimators[self.stage] if self.stage < len(self.estimators) else None
+        backend = self.parallel["backend"]
         if est is not None and not est.parallel_safe:
             # the others train/evaluate the one supernet of this process (space.apply, BN recalibration, global
-            # RNG): pickled they fail, threaded they race and give wrong metrics
-            raise ConfigError(f"parallel.backend dask supports Table only (stage {self.stage + 1} runs "
-                              f"{type(est).__name__}); SubNet/Uniform/Unified evaluate on one supernet in this "
-                              f"process; use backend: local")
-        if self._client is None:
-            self._client = dask_client(self.parallel)
-        return dask_map(self._client, fn, archs)
+            # RNG): their evaluations cannot run elsewhere
+            raise ConfigError(f"parallel.backend {backend} supports the Table and SubNet estimators (stage "
+                              f"{self.stage + 1} runs {type(est).__name__}, which evaluates on the one supernet "
+                              f"of this process); use backend: local")
+        check_picklable(fn.fn, backend)
+        st = self.loop_state.setdefault(str(self.stage), {})
+        cache = {arch_key(r.arch): r for r in self.stage_results(loop_only=True)}
+        with self.track(budget, f"{type(self.optimizer).__name__} evaluations", st.get("evaluated", 0)) as bar:
+            def record(r: Result) -> Result:
+                r.info.update(stage=self.stage, loop=True, index=st["evaluated"])
+                bar.advance()
+                if r.failed and r.info.get("attempts", 1) > 1:
+                    self.log(f"evaluation {r.info.get('sid')} failed after {r.info['attempts']} attempts: "
+                             f"{r.failed}", style="yellow")
+                return self.record(r)
+
+            AsyncLoop(self.optimizer, lambda: make_executor(self.parallel), fn, budget, self.parallel["workers"],
+                      self.parallel["retries"], cache, st, Journal(self.path("evaluations.jsonl")), self.stage,
+                      record, self.checkpoint).run()
+        if st.get("retries"):
+            self.log(f"{st['retries']} evaluations were re-submitted (an error or a lost worker)")
+        return self.stage_results(loop_only=True)
 
     # --- checkpoints ------------------------------------------------------------------------------------
     def state_dict(self) -> dict[str, Any]:
@@ -357,10 +376,6 @@ class Experiment:
             self.checkpoint()
             self.log(f"stopped: {exc}", style="red")
             raise
-        finally:
-            if self._client is not None:
-                self._client.close()
-                self._client = None
 
     def finish(self) -> dict[str, Any]:
         """Write the Pareto front (several objectives) and the exported subnet; the summary of the run."""

@@ -1,4 +1,4 @@
-"""The discrete search loop (propose → evaluate → step) and its optional dask map."""
+"""The in-process discrete search loop (propose → evaluate → step); fxnas.async_loop runs it on workers."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import ConfigError, DivergedError
+from .errors import DivergedError
 from .optim.base import Optimizer, Result, arch_key
 
 
@@ -17,7 +17,7 @@ class Guarded:
 
     A training that diverges (DivergedError, FloatingPointError) or a non-finite metric makes the arch a
     failed result (``Result.failure``) with the reason; other errors are bugs or bad config and propagate.
-    Plain data around a picklable function, so dask can ship it to workers.
+    Plain data around a picklable function, so it travels to worker processes (fxnas.async_loop).
     """
 
     fn: Callable[[dict], Mapping[str, float] | Result]
@@ -32,14 +32,6 @@ class Guarded:
         if bad and not r.failed:
             return Result.failure(arch, f"metric {bad[0]} is {r.metrics[bad[0]]}", r.info)
         return r
-
-
-def _unpicklable(fn: Any, exc: BaseException) -> str:
-    """The ConfigError message for an evaluate function dask cannot serialise."""
-    first = str(exc).splitlines()[0] if str(exc) else ""
-    return (f"parallel.backend dask: the evaluate function {getattr(fn, '__qualname__', type(fn).__name__)!r} "
-            f"cannot be pickled for the dask workers ({type(exc).__name__}: {first}); evaluate functions must "
-            f"be top-level callables holding plain data; use backend: local")
 
 
 def discrete_loop(optimizer: Optimizer, evaluate_many: Callable[[list[dict]], list[Any]], budget: int,
@@ -69,27 +61,3 @@ def discrete_loop(optimizer: Optimizer, evaluate_many: Callable[[list[dict]], li
             counts["evaluated"] += 1
         optimizer.step([cache[arch_key(a)] for a in archs])
         on_batch()
-
-
-def dask_client(parallel: dict[str, Any]) -> Any:
-    """A dask Client for ``parallel`` (its ``address``, else a LocalCluster of ``workers``)."""
-    try:
-        from dask.distributed import Client
-    except ImportError:
-        raise ConfigError("parallel.backend 'dask' needs dask: pip install 'dask[distributed]'") from None
-    addr = parallel.get("address")
-    return Client(addr) if addr else Client(n_workers=int(parallel.get("workers", 1)), threads_per_worker=1,
-                                            processes=bool(parallel.get("processes", True)))
-
-
-def dask_map(client: Any, fn: Callable[[dict], Any], archs: list[dict]) -> list[Any]:
-    """fn over archs on ``client``; an evaluate function dask cannot pickle is a ConfigError, not a traceback."""
-    try:  # dask pickles every task, threads or processes alike
-        from distributed.protocol.pickle import dumps  # pickle, falling back to cloudpickle, as dask does
-    except ImportError:  # a stand-in client without distributed
-        from pickle import dumps
-    try:
-        dumps(fn)
-    except Exception as exc:
-        raise ConfigError(_unpicklable(fn, exc)) from exc
-    return client.gather(client.map(fn, archs, pure=False))

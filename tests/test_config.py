@@ -90,7 +90,7 @@ def test_overrides_apply_on_load(tmp_path):
      r"unknown mixed op 'Softmax'; did you mean SoftmaxSum"),
     ({"construct": {"pattern": "conv3x3", "candidate": ["NC3"]}}, r"unknown key 'candidate' in construct"),
     ({"export": {"onx": True}}, r"unknown key 'onx' in export; did you mean onnx"),
-    ({"parallel": {"backend": "ray"}}, r"parallel.backend must be 'local', 'dask', got 'ray'"),
+    ({"parallel": {"backend": "ray"}}, r"parallel.backend must be 'local', 'process', 'dask', got 'ray'"),
     ({"estim": []}, r"at least one estimator"),
     ({"optim": None}, r"needs a 'optim' section"),
     ({"name": "a/b"}, r"folder name"),

@@ -180,7 +180,7 @@ def test_run_needs_estimators(tmp_path):
 
 
 def test_bad_parallel_backend(tmp_path):
-    with pytest.raises(ConfigError, match="local' or 'dask"):
+    with pytest.raises(ConfigError, match="parallel.backend must be one of local, thread, process, dask"):
         make_exp(tmp_path, parallel={"backend": "ray"})
 
 
@@ -193,48 +193,15 @@ def test_dask_backend_without_dask_says_how_to_install(tmp_path, monkeypatch):
         exp.evaluate_loop(score, budget=2)
 
 
-class FakeClient:
-    """Stands in for dask.distributed.Client: map + gather, and remembers how it was made."""
-
-    made: list[dict] = []
-
-    def __init__(self, address=None, **kw):
-        self.kw = {"address": address, **kw}
-        self.closed = False
-        FakeClient.made.append(self.kw)
-
-    def map(self, fn, items, pure=True):
-        assert pure is False  # evaluations are not pure functions of the arch (training is random)
-        return [fn(a) for a in items]
-
-    def gather(self, futures):
-        return list(futures)
-
-    def close(self):
-        self.closed = True
-
-
-def test_dask_backend_maps_on_a_client(tmp_path, monkeypatch):
-    _fake_dask(monkeypatch)
-    FakeClient.made.clear()
-    exp = make_exp(tmp_path / "d", parallel={"backend": "dask", "workers": 3})
-    got = exp.evaluate_loop(score, budget=6, batch_size=3)
-    ref = make_exp(tmp_path / "l").evaluate_loop(score, budget=6, batch_size=3)
-    assert [(r.arch, r.metrics) for r in got] == [(r.arch, r.metrics) for r in ref]
-    assert FakeClient.made == [{"address": None, "n_workers": 3, "threads_per_worker": 1,
-                                "processes": True}]  # one client, reused
-
-
 def test_dask_backend_on_a_real_local_cluster(tmp_path):
     pytest.importorskip("dask.distributed", reason="the test extras install dask[distributed]")
     exp = make_exp(tmp_path / "d", parallel={"backend": "dask", "workers": 2, "processes": False})
-    try:
-        got = exp.evaluate_loop(score, budget=6, batch_size=3)
-        assert type(exp._client).__module__.startswith("distributed")
-    finally:
-        exp._client.close()
+    got = exp.evaluate_loop(score, budget=6, batch_size=3)
     ref = make_exp(tmp_path / "l").evaluate_loop(score, budget=6, batch_size=3)
-    assert [(r.arch, r.metrics) for r in got] == [(r.arch, r.metrics) for r in ref]
+    # Random proposes regardless of results: the same archs, evaluated asynchronously in any order
+    key = lambda r: sorted(r.arch.items())  # noqa: E731
+    assert [(r.arch, r.metrics) for r in sorted(got, key=key)] == [(r.arch, r.metrics) for r in sorted(ref, key=key)]
+    assert sorted(r.info["sid"] for r in got) == list(range(6))
 
 
 def test_two_objectives_write_the_pareto_front(tmp_path):
@@ -274,36 +241,23 @@ class LoopEstimator(Estimator):
         pass
 
 
-def _fake_dask(monkeypatch) -> None:
-    import sys
-    import types
-
-    dask = types.ModuleType("dask")
-    dist = types.ModuleType("dask.distributed")
-    dist.Client = FakeClient
-    dask.distributed = dist
-    monkeypatch.setitem(sys.modules, "dask", dask)
-    monkeypatch.setitem(sys.modules, "dask.distributed", dist)
-
-
-def test_dask_backend_refuses_estimators_that_are_not_parallel_safe(tmp_path, monkeypatch):
+def test_dask_backend_refuses_estimators_that_are_not_parallel_safe(tmp_path):
     from fxnas.estim.base import Estimator
 
+    pytest.importorskip("dask.distributed", reason="the test extras install dask[distributed]")
     assert Estimator.parallel_safe is False
-    _fake_dask(monkeypatch)
     exp = make_exp(tmp_path, parallel={"backend": "dask", "workers": 2}, estimators=[LoopEstimator()])
-    with pytest.raises(ConfigError, match="supports Table only.*LoopEstimator.*use backend: local"):
+    with pytest.raises(ConfigError, match="supports the Table and SubNet estimators.*LoopEstimator.*use backend"):
         exp.run()
     assert not exp.history  # refused before anything was evaluated
-    ok = make_exp(tmp_path / "ok", parallel={"backend": "dask", "workers": 2},
+    ok = make_exp(tmp_path / "ok", parallel={"backend": "dask", "workers": 2, "processes": False},
                   estimators=[LoopEstimator(parallel_safe=True)], export={"materialize": False})
     assert ok.run()["results"] == 4
 
 
-def test_dask_backend_turns_pickling_errors_into_config_errors(tmp_path, monkeypatch):
+def test_dask_backend_turns_pickling_errors_into_config_errors(tmp_path):
     import threading
 
-    _fake_dask(monkeypatch)  # the stand-in client pickles nothing: the routine's own check must catch it
     lock = threading.RLock()  # what the built-in estimators' closures captured (rich console, dask client)
 
     def closure(arch):
@@ -312,18 +266,4 @@ def test_dask_backend_turns_pickling_errors_into_config_errors(tmp_path, monkeyp
 
     exp = make_exp(tmp_path, parallel={"backend": "dask"}, estimators=[LoopEstimator(closure, parallel_safe=True)])
     with pytest.raises(ConfigError, match=r"cannot be pickled.*RLock.*use backend: local"):
-        exp.run()
-
-
-def test_dask_pickling_error_on_a_real_local_cluster(tmp_path):
-    pytest.importorskip("dask.distributed", reason="the test extras install dask[distributed]")
-    import threading
-
-    lock = threading.RLock()
-    exp = make_exp(tmp_path, parallel={"backend": "dask", "workers": 1, "processes": False})
-    try:
-        with pytest.raises(ConfigError, match="cannot be pickled"):
-            exp.evaluate_loop(lambda a: (lock, score(a))[1], budget=2)
-    finally:
-        if exp._client is not None:
-            exp._client.close()
+        exp.run()  # refused before any cluster starts

@@ -30,8 +30,8 @@ SECTION_KEYS: dict[str, dict[str, Any]] = {
                   "check": bool},
     "export": {"materialize": bool, "onnx": bool, "simplify": bool, "test": bool, "plot": bool,
                "bn_recalibrate": int},
-    "parallel": {"backend": typing.Literal["local", "dask"], "workers": int, "address": str | None,
-                 "processes": bool},
+    "parallel": {"backend": typing.Literal["local", "process", "dask"], "workers": int, "address": str | None,
+                 "processes": bool, "retries": int},
 }
 DEFAULTS: dict[str, Any] = {
     "seed": 0, "device": "cpu", "out_root": "exp", "threads": None, "imports": [], "construct": None,

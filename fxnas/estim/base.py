@@ -39,6 +39,7 @@ class SearchContext(Protocol):
     seed: int
     device: torch.device
     stage: int  # index of the running estimator in the chain
+    parallel: dict[str, Any]  # where discrete evaluations run (fxnas.pool settings: backend, workers, ...)
     history: list[Result]
     best: Result | None
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import zlib
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import torch
@@ -17,7 +18,7 @@ from ..optim.base import Result, arch_key
 from ..optim.discrete import DiscreteOptimizer
 from ..passes.materialize import materialize
 from ..rng import preserved_rng
-from ..supernet import mixed_ops, space_of
+from ..supernet import attach_space, mixed_ops, space_of
 from ..train.bn import recalibrate_bn
 from ..train.sampling import fixed_batches
 from .base import ESTIMATORS, Estimator, SearchContext, require
@@ -107,6 +108,43 @@ def train_subnet(supernet: fx.GraphModule, arch: Mapping[str, Any], data: DataBu
                       bn_steps)[0]
 
 
+@dataclass
+class SubnetEvaluation:
+    """The picklable evaluate function of SubNet on workers: a copy of the supernet, the data and the trainer.
+
+    Training is fixed by (seed, arch) (``arch_seed``), so an arch gets the same metrics on any worker, in any
+    order, as in this process.
+    """
+
+    supernet: fx.GraphModule
+    data: DataBundle
+    trainer: Trainer
+    epochs: int | None
+    seed: int
+    from_scratch: bool
+    eval_split: str
+    eval_steps: int | None
+    bn_steps: int
+    costs: CostOption
+
+    def __getstate__(self) -> dict[str, Any]:
+        # a GraphModule rebuilt from a pickle keeps .space but not the meta entry that makes it survive the
+        # deepcopy fit_subnet takes: attach it again
+        return {**self.__dict__, "space": space_of(self.supernet)}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        space = state.pop("space")
+        self.__dict__.update(state)
+        attach_space(self.supernet, space)
+
+    def __call__(self, arch: Mapping[str, Any]) -> dict[str, float]:
+        """Train ``arch`` from scratch; its metrics and costs."""
+        metrics, _ = fit_subnet(self.supernet, arch, self.data, self.trainer, self.epochs, self.seed,
+                                self.from_scratch, self.eval_split, self.eval_steps, self.bn_steps)
+        metrics.update(self.costs(self.supernet, arch))
+        return metrics
+
+
 @ESTIMATORS.register("SubNet")
 class SubNet(Estimator):
     """Discrete search by training every proposed arch from scratch: ``budget`` archs, ``batch_size`` per round.
@@ -117,7 +155,11 @@ class SubNet(Estimator):
     exported subnet and its test metrics are those of the trained arch. ``keep_best`` needs a single-path
     (Index) supernet; with mixed ops that weigh candidates (SoftmaxSum, GumbelSum, BinaryGate) set it false.
     ``costs`` (e.g. ``[params, macs]``, see fxnas.costs) are counted for each arch from the supernet.
+    With ``parallel.backend`` process or dask the archs train on the workers (``SubnetEvaluation``); the best
+    arch is then trained once more here for ``keep_best`` (deterministic per (seed, arch): the same weights).
     """
+
+    parallel_safe = True
 
     def __init__(self, epochs: int | None = None, budget: int = 10, batch_size: int = 1, from_scratch: bool = True,
                  eval_split: str = "valid", eval_steps: int | None = None, keep_best: bool = True,
@@ -165,6 +207,12 @@ class SubNet(Estimator):
                 self._best = (score, arch_key(arch), {k: v.detach().clone() for k, v in net.state_dict().items()})
         return metrics
 
+    def evaluator(self, exp: SearchContext) -> SubnetEvaluation:
+        """The picklable evaluate function for workers (nothing of ``exp`` but its supernet, data, trainer)."""
+        assert exp.model is not None and exp.data is not None and exp.trainer is not None
+        return SubnetEvaluation(exp.model, exp.data, exp.trainer, self.epochs, exp.seed, self.from_scratch,
+                                self.eval_split, self.eval_steps, self.bn_steps, self.cost_metrics)
+
     def load_best(self, exp: SearchContext, results: list[Result]) -> None:
         """Put the trained weights of the best of ``results`` into the supernet (retrained when not kept)."""
         if not results or exp.model is None:
@@ -184,7 +232,8 @@ class SubNet(Estimator):
         check_discrete(exp, "SubNet")
         if self.keep_best:
             self.check_keep_best(exp)
-        results = exp.evaluate_loop(lambda arch: self.evaluate_arch(exp, arch), self.budget, self.batch_size)
+        results = exp.evaluate_loop(self.evaluator(exp) if exp.parallel["backend"] != "local" else
+                                    (lambda arch: self.evaluate_arch(exp, arch)), self.budget, self.batch_size)
         if self.keep_best:
             self.load_best(exp, results)
         self._best = None
