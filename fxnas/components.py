@@ -28,7 +28,6 @@ from .elastic.rules import CHANNEL_RULES
 from .estim.base import ESTIMATORS
 from .estim.table import BENCHMARKS
 from .hardware.loss import HW_CRITERIA
-from .hardware.metrics import METRIC_PROVIDERS
 from .mixed.base import MIXED_OPS
 from .optim.base import OPTIMIZERS
 from .passes.patterns import PATTERNS
@@ -46,7 +45,7 @@ from .tune.target import TUNE_TARGETS
 
 REGISTRIES: dict[str, Registry] = {r.kind: r for r in (
     PATTERNS, CANDIDATES, MIXED_OPS, SPACES, DERIVE_RULES, OPTIMIZERS, ESTIMATORS, BENCHMARKS, TRAINERS, CRITERIA,
-    DATASETS, CHANNEL_RULES, COST_RULES, RUNTIMES, PREDICTORS, HW_CRITERIA, METRIC_PROVIDERS, TUNE_TARGETS,
+    DATASETS, CHANNEL_RULES, COST_RULES, RUNTIMES, PREDICTORS, HW_CRITERIA, TUNE_TARGETS,
     PIPELINE_STEPS, COSTS)}
 
 

@@ -2,14 +2,16 @@
 estimators' ``costs: [params, macs]`` option (and constraints such as ``macs <= 2e6``) get their numbers.
 
 ``COSTS`` maps a metric name to a *counter builder* ``build(supernet) -> counter``, where ``counter(arch)``
-returns a mapping that holds (at least) that metric. Names that one builder serves (``params``, ``macs``,
-``flops``) share one counter and one count per arch. A new metric (a latency table, say) registers its
-builder::
+returns a mapping that holds (at least) that metric. A cost is named (``macs``) or given with options
+(``{type: latency_ms, source: measured}``), checked and built by ``COSTS.build`` like every component. Names
+that one builder serves with the same options (``params``, ``macs``, ``flops``) share one counter and one count
+per arch. ``latency_ms`` (``fxnas.hardware.latency_cost``) is measured on a runtime or predicted by the
+latency table or an XGBoost predictor. A new metric registers its builder::
 
-    @COSTS.register("latency_ms")
-    def latency_counter(supernet):
-        table = ...                                   # built once per supernet
-        return lambda arch: {"latency_ms": table.lookup(arch)}
+    @COSTS.register("energy_mj")
+    def energy_counter(supernet, table: str = "energy.json"):
+        lut = ...                                     # built once per supernet
+        return lambda arch: {"energy_mj": lut.lookup(arch)}
 
 Example::
 
@@ -30,13 +32,14 @@ from typing import Any
 
 from torch import nn
 
-from .errors import ConfigError, RegistryError
+from .errors import ConfigError
 from .registry import Registry
 
 COSTS = Registry("cost metric", internal=("supernet",))
 
 Arch = Mapping[str, Any]
 Counter = Callable[[Arch], Mapping[str, float]]
+CostSpec = str | Mapping[str, Any]  # a metric name, or {type: NAME, option: value}
 
 
 def is_elastic(supernet: nn.Module) -> bool:
@@ -97,20 +100,43 @@ for _name in ("params", "macs", "flops"):
     COSTS.register(_name, obj=structure_counter)
 
 
-def check_costs(names: Sequence[str], where: str = "costs") -> list[str]:
-    """``names`` as a list when each is a registered cost metric, else a ConfigError naming the valid ones."""
-    if isinstance(names, str):
-        raise ConfigError(f"{where} must be a list of metric names (e.g. [params, macs]), got {names!r}")
-    out = []
-    for n in names:
-        try:
-            COSTS.get(n)
-        except RegistryError as exc:
-            raise ConfigError(f"{where}: {exc}") from None
-        if n in out:
-            raise ConfigError(f"{where} lists {n!r} twice")
-        out.append(n)
+def memory_counter(supernet: nn.Module) -> Counter:
+    """``read_bytes``, ``write_bytes`` (memory traffic per sample) and ``profile_flops`` (the static profile's
+    FLOPs: 2 per MAC plus the other ops) of the arch's subnet, from a mixed-op supernet's cost tree."""
+    if is_elastic(supernet):
+        raise ConfigError("read_bytes, write_bytes and profile_flops are counted on mixed-op supernets; an "
+                          "elastic supernet gives params, macs, flops and latency_ms")
+    from .profilers.graph_cost import GraphCost
+
+    return GraphCost(supernet)  # type: ignore[arg-type]  # a supernet is a GraphModule
+
+
+for _name in ("read_bytes", "write_bytes", "profile_flops"):
+    COSTS.register(_name, obj=memory_counter)
+
+
+def cost_specs(specs: Sequence[CostSpec], where: str = "costs") -> dict[str, dict[str, Any]]:
+    """``{metric name: options}`` of a ``costs`` list, each entry checked against its builder's options
+    (``Registry.check``); a ConfigError naming what was wrong and the valid names or options."""
+    if isinstance(specs, (str, Mapping)):
+        raise ConfigError(f"{where} must be a list of metric names or {{type: NAME, ...}} specs "
+                          f"(e.g. [params, macs, {{type: latency_ms, source: measured}}]), got {specs!r}")
+    out: dict[str, dict[str, Any]] = {}
+    for i, spec in enumerate(specs):
+        if isinstance(spec, Mapping) and spec.get("type") in ("static", "latency"):  # earlier metric providers
+            raise ConfigError(f"{where}[{i}]: the {spec['type']!r} metric provider is now cost metrics: name them "
+                              f"(params, macs, read_bytes...) or give {{type: latency_ms, source: ...}}")
+        name, _, opts = COSTS.check(spec, f"{where}[{i}]")  # an unknown name: UnknownComponentError
+        if name in out:
+            raise ConfigError(f"{where} lists {name!r} twice")
+        out[name] = opts
     return out
+
+
+def check_costs(specs: Sequence[CostSpec], where: str = "costs") -> list[str]:
+    """The metric names of a ``costs`` list when each entry is a registered cost metric with valid options,
+    else a ConfigError naming the valid ones."""
+    return list(cost_specs(specs, where))
 
 
 class ArchCosts:
@@ -119,19 +145,22 @@ class ArchCosts:
     Counters are built on the first call (one per builder) and pickle with the object (dask workers).
     """
 
-    def __init__(self, supernet: nn.Module, names: Sequence[str], where: str = "costs") -> None:
-        self.names = check_costs(names, where)
+    def __init__(self, supernet: nn.Module, names: Sequence[CostSpec], where: str = "costs") -> None:
+        self.specs = cost_specs(names, where)
+        self.names = list(self.specs)
+        self.where = where
         self.supernet: nn.Module | None = supernet
-        self.counters: dict[str, Counter] = {}  # builder's registry name -> counter
+        self.counters: dict[str, Counter] = {}  # metric name -> counter (shared by names of one builder)
 
     def _counter(self, name: str) -> Counter:
-        builder = COSTS.get(name)
+        builder, opts = COSTS.get(name), self.specs[name]
         for other, counter in self.counters.items():
-            if COSTS.get(other) is builder:
+            if COSTS.get(other) is builder and self.specs[other] == opts:
                 return counter
         if self.supernet is None:
             raise ConfigError(f"cost metric {name!r} needs the supernet, which this copy does not carry")
-        self.counters[name] = builder(self.supernet)
+        self.counters[name] = COSTS.build({"type": name, **opts}, f"{self.where}.{name}",
+                                          inject={"supernet": self.supernet})
         return self.counters[name]
 
     def build(self) -> ArchCosts:
@@ -163,7 +192,8 @@ class CostOption:
     """An estimator's ``costs`` option: metric names checked when the estimator is built, counted for archs of
     whatever supernet the estimator runs on (counters built once per supernet)."""
 
-    def __init__(self, names: Sequence[str], where: str = "costs") -> None:
+    def __init__(self, names: Sequence[CostSpec], where: str = "costs") -> None:
+        self.specs = list(names) if not isinstance(names, (str, Mapping)) else names
         self.names = check_costs(names, where)
         self.where = where
         self._costs: ArchCosts | None = None
@@ -176,13 +206,13 @@ class CostOption:
         if supernet is None:
             raise ConfigError(f"{self.where}: cost metrics need a supernet in the experiment")
         if self._costs is None or self._for is None or self._for() is not supernet:
-            self._costs, self._for = ArchCosts(supernet, self.names, self.where), weakref.ref(supernet)
+            self._costs, self._for = ArchCosts(supernet, self.specs, self.where), weakref.ref(supernet)
         return self._costs(arch)
 
     def __deepcopy__(self, memo: dict) -> CostOption:
         # a copied estimator counts on its own supernet: the counters are not shared
-        return CostOption(self.names, self.where)
+        return CostOption(self.specs, self.where)
 
 
-__all__ = ["COSTS", "ArchCosts", "CostOption", "ElasticCounter", "GraphCounter", "check_costs", "is_elastic",
-           "structure_counter", "weightless_copy"]
+__all__ = ["COSTS", "ArchCosts", "CostOption", "CostSpec", "ElasticCounter", "GraphCounter", "check_costs",
+           "cost_specs", "is_elastic", "memory_counter", "structure_counter", "weightless_copy"]

@@ -197,6 +197,10 @@ def validate(raw: Mapping[str, Any], base: Path | None = None) -> dict[str, Any]
     from ..train.datasets import DATASETS
     from ..train.trainer import TRAINERS
 
+    if "metrics" in raw:  # the metric providers' section of earlier versions
+        raise ConfigError("the 'metrics' section is gone: costs of an arch (params, macs, latency_ms...) are an "
+                          "estimator's costs option, e.g. estim: [{type: Uniform, costs: [macs, {type: latency_ms, "
+                          "source: measured}]}]; objectives and constraints name them (latency_ms <= 5)")
     for k in raw:
         if k not in TOP_KEYS:
             raise _unknown("the config", k, list(TOP_KEYS))

@@ -24,7 +24,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from ..costs import CostOption
+from ..costs import CostOption, CostSpec
 from ..elastic.params import elastic_params
 from ..elastic.sampling import STAGES, is_largest, step_subnets, subnet, unlocked_kinds
 from ..errors import ConfigError
@@ -74,7 +74,7 @@ class ProgressiveShrinking(Default):
                  subnets: int = 4, sandwich: bool = True,
                  distill: bool = False, kd_weight: float = 1.0, kd_temperature: float = 1.0, bn_steps: int = 10,
                  eval_split: str = "valid", eval_steps: int | None = None, budget: int = 20, batch_size: int = 1,
-                 costs: Sequence[str] = ("params", "macs"), checkpoint_steps: int = 0) -> None:
+                 costs: Sequence[CostSpec] = ("params", "macs"), checkpoint_steps: int = 0) -> None:
         super().__init__(epochs=None, checkpoint_steps=checkpoint_steps, eval_split=eval_split,
                          eval_steps=eval_steps)
         stages = list(stages)

@@ -12,7 +12,7 @@ import torch
 import torch.fx as fx
 from torch import nn
 
-from ..costs import CostOption
+from ..costs import CostOption, CostSpec
 from ..errors import ConfigError
 from ..optim.base import Result, arch_key
 from ..optim.discrete import DiscreteOptimizer
@@ -163,7 +163,7 @@ class SubNet(Estimator):
 
     def __init__(self, epochs: int | None = None, budget: int = 10, batch_size: int = 1, from_scratch: bool = True,
                  eval_split: str = "valid", eval_steps: int | None = None, keep_best: bool = True,
-                 bn_steps: int = 10, costs: Sequence[str] = (), **kwargs: Any) -> None:
+                 bn_steps: int = 10, costs: Sequence[CostSpec] = (), **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if budget < 1 or batch_size < 1 or bn_steps < 0 or (epochs is not None and epochs < 0):
             raise ConfigError(f"SubNet needs budget >= 1, batch_size >= 1, bn_steps >= 0 and epochs >= 0; got "

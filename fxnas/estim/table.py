@@ -6,7 +6,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..costs import ArchCosts, check_costs
+from ..costs import ArchCosts, CostSpec, check_costs
 from ..errors import ConfigError
 from ..options import FilePath
 from ..registry import Registry
@@ -75,10 +75,11 @@ class Table(Estimator):
 
     def __init__(self, budget: int = 100, batch_size: int = 1, benchmark: str = "nb201",
                  metric: str = "cifar10_valid_12ep", report: Sequence[str] = ("cifar10_test_200ep",),
-                 costs: Sequence[str] = (), path: FilePath | None = None, **kwargs: Any) -> None:
+                 costs: Sequence[CostSpec] = (), path: FilePath | None = None, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if int(budget) < 1 or int(batch_size) < 1:
             raise ConfigError(f"Table: budget and batch_size must be >= 1, got {budget}, {batch_size}")
+        self.cost_specs = list(costs)
         costs = check_costs(costs, "Table costs")
         self.budget, self.batch_size = int(budget), int(batch_size)
         self.benchmark, self.path = benchmark, path
@@ -99,7 +100,7 @@ class Table(Estimator):
                 from ..spaces.nb201.model import nb201_supernet
 
                 supernet = nb201_supernet(check=False)  # shapes are checked by the NB201 tests
-            self._cost_fn = ArchCosts(supernet, self.costs, "Table costs")
+            self._cost_fn = ArchCosts(supernet, self.cost_specs, "Table costs")
         return self._cost_fn
 
     def evaluator(self, supernet: Any = None) -> TableLookup:

@@ -12,7 +12,7 @@ import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from ..costs import CostOption
+from ..costs import CostOption, CostSpec
 from ..errors import ConfigError
 from ..optim.base import Result
 from ..optim.discrete import DiscreteOptimizer
@@ -34,7 +34,7 @@ class Unified(Estimator):
 
     def __init__(self, rounds: int = 5, train_steps: int = 20, batch_size: int = 4, warmup_epochs: int = 0,
                  bn_steps: int = 10, eval_steps: int | None = None, eval_split: str = "valid", params: bool = True,
-                 costs: Sequence[str] = (), **kwargs: Any) -> None:
+                 costs: Sequence[CostSpec] = (), **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if rounds < 1 or train_steps < 0 or batch_size < 1 or warmup_epochs < 0 or bn_steps < 0:
             raise ConfigError(f"Unified needs rounds >= 1, batch_size >= 1 and train_steps, warmup_epochs, "

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch.fx as fx
 
-from ..costs import CostOption
+from ..costs import CostOption, CostSpec
 from ..errors import ConfigError
 from ..optim.base import Result
 from ..rng import preserved_rng
@@ -96,7 +96,7 @@ class Uniform(Default):
     """
 
     def __init__(self, epochs: int | None = None, budget: int = 20, batch_size: int = 1, bn_steps: int = 10,
-                 eval_steps: int | None = None, params: bool = True, costs: Sequence[str] = (),
+                 eval_steps: int | None = None, params: bool = True, costs: Sequence[CostSpec] = (),
                  **kwargs: Any) -> None:
         super().__init__(epochs=epochs, eval_steps=eval_steps, **kwargs)
         if budget < 1 or batch_size < 1 or bn_steps < 0:

@@ -1,8 +1,8 @@
-"""Hardware-aware search building blocks: latency/cost losses for gradient methods, metric providers for
-discrete search."""
+"""Hardware-aware search building blocks: the latency/cost losses of gradient methods and the ``latency_ms``
+cost metric (measured or predicted) of discrete and Pareto search."""
 
+from .latency_cost import LatencyMetric
 from .loss import HW_CRITERIA, ExpectedMetric, HardwareCriterion, HardwareLoss, chain_gradients
-from .metrics import METRIC_PROVIDERS, LatencyMetric, MetricProvider, StaticMetrics
 
-__all__ = ["HW_CRITERIA", "METRIC_PROVIDERS", "ExpectedMetric", "HardwareCriterion", "HardwareLoss",
-           "LatencyMetric", "MetricProvider", "StaticMetrics", "chain_gradients"]
+__all__ = ["HW_CRITERIA", "ExpectedMetric", "HardwareCriterion", "HardwareLoss", "LatencyMetric",
+           "chain_gradients"]

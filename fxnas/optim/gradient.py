@@ -19,7 +19,7 @@ from ..errors import ConfigError
 from ..mixed.base import arch_step, fixed_arch, set_temperature
 from ..space import DERIVE_RULES, Categorical, SearchSpace, TensorParam
 from .base import OPTIMIZERS, ArchStepContext, GradientOptimizer
-from .cost import ExpectedCost
+from .cost import cost_from_config
 
 DARTS_ADAM = {"lr": 3e-4, "betas": (0.5, 0.999), "weight_decay": 1e-3, "eps": 1e-8}
 ArchGradient = tuple[torch.Tensor, list[torch.Tensor]]  # (arch loss, its gradient per alpha)
@@ -38,7 +38,7 @@ class AlphaOptimizer(GradientOptimizer):
         if derive is not None and derive not in DERIVE_RULES:
             raise ConfigError(f"{type(self).__name__}: derive must be one of {DERIVE_RULES.names()}, got {derive!r}")
         self.derive = derive
-        self.cost = ExpectedCost.from_config(cost)
+        self.cost = cost_from_config(cost)
         d = self.adam_defaults
         self.adam_options = {"lr": float(d["lr"] if lr is None else lr),
                              "betas": tuple(float(b) for b in (d["betas"] if betas is None else betas)),
@@ -93,18 +93,18 @@ class AlphaOptimizer(GradientOptimizer):
         with arch_step(exp.model) as op_stats:
             loss, grads = self.arch_gradient(exp, train_batch, valid_batch)
             stats = {"arch_loss": float(loss.detach())}
-            self._apply(self._with_cost(exp, grads, stats))
+            self._apply(self._with_cost(exp, loss, grads, stats))
         stats.update(op_stats)
         return stats
 
-    def _with_cost(self, exp: ArchStepContext, grads: list[torch.Tensor],
+    def _with_cost(self, exp: ArchStepContext, loss: torch.Tensor, grads: list[torch.Tensor],
                    stats: dict[str, float]) -> list[torch.Tensor]:
-        """Add the gradient of the ``cost`` option's term (ProxylessNAS-style hardware loss) to ``grads``."""
+        """``grads`` with the ``cost`` option's hardware term (ProxylessNAS's expected-cost or -latency loss)."""
         if self.cost is None:
             return grads
-        term, expected = self.cost(exp.model, self.space)
+        out, expected = self.cost.gradients(exp.model, self.space, loss, grads, self.params)
         stats[f"arch_{self.cost.metric}"] = expected
-        return [g + c for g, c in zip(grads, _grads_or_zero(term, self.params))]
+        return out
 
     def arch_gradient(self, exp: ArchStepContext, train_batch: Any, valid_batch: Any) -> ArchGradient:
         """(loss, gradient of the alphas) of one step; the default is the first-order one on the valid batch."""

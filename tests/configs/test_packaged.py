@@ -15,6 +15,7 @@ from fxnas.config import build_experiment, load_config, packaged_configs
 TEST_ACC_FLOORS = {  # test accuracy (%) of the exported subnet
     "demo": 93.0, "darts": 94.0, "darts2": 94.0, "directgrad": 94.0, "snas": 90.0,
     "proxyless_g": 94.0, "proxyless_r": 94.0, "spos": 91.0, "ofa": 94.0, "elastic_random": 94.0,
+    "proxyless_latency": 90.0, "pareto_latency": 85.0,
 }
 NB201_FLOORS = {  # cifar10_test_200ep (%) of the found arch
     "nb201_random": 93.0, "nb201_grid": 91.5, "nb201_rea": 93.5, "nb201_evolution": 93.5,

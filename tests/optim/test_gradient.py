@@ -346,6 +346,26 @@ def test_cost_term_moves_the_arch_to_the_cheapest_candidates(optim: str, mixed_o
     assert last < first
 
 
+@pytest.mark.parametrize("criterion", ["logmul", "add"])
+def test_latency_criterion_moves_the_arch_to_the_fastest_candidates(criterion: str, tmp_path) -> None:
+    """ProxylessNAS's hardware loss on the latency table: with a task loss indifferent to the arch, the alphas
+    go to the candidates the table measures fastest, and the expected latency falls."""
+    x = torch.randn(2, C, 6, 6)
+    sn = fxnas.searchify(Plain(), "conv3x3", ["NC7", "NC3", "IDT"], x, mixed_op="BinaryGate")
+    exp = SimpleNamespace(model=sn, space=sn.space, device="cpu", trainer=StandInTrainer(sn))
+    exp.trainer.loss = lambda model, batch: 1.0 + 0.0 * model(batch[0]).sum()
+    cost = {"metric": "latency_ms", "criterion": criterion, "target": 2.0, "scale": 1000.0,
+            "latency": {"repeats": 5, "warmup": 1, "cache": str(tmp_path / "lat.sqlite")}}
+    opt = OPTIMIZERS.get("BinaryGate")(exp.space, seed=0, lr=0.05, cost=cost)
+    first = opt.step_arch(exp, (x, None), (x, None))["arch_latency_ms"]
+    for _ in range(120):
+        last = opt.step_arch(exp, (x, None), (x, None))["arch_latency_ms"]
+    table = {(t.param, name): o.fixed["latency_ms"] for t in opt.cost.tree.terms for name, o in t.options.items()}
+    fastest = {p: min(("NC7", "NC3", "IDT"), key=lambda c, p=p: table[(p, c)]) for p in ("a", "b")}
+    assert opt.best() == fastest, (opt.best(), table)
+    assert last < first, (first, last)
+
+
 def test_expected_cost_matches_the_graph_count() -> None:
     from fxnas.objectives import GraphCost
 
@@ -364,8 +384,18 @@ def test_expected_cost_matches_the_graph_count() -> None:
 
 def test_bad_cost_options() -> None:
     exp, _ = make_exp("SoftmaxSum")
-    with pytest.raises(ConfigError, match="metric flops or params"):
+    with pytest.raises(ConfigError, match=r"metric must be one of \['flops'.*'latency_ms'\]"):
         DARTS(exp.space, cost={"metric": "latency"})
+    with pytest.raises(ConfigError, match="needs a target"):
+        DARTS(exp.space, cost={"metric": "latency_ms", "criterion": "logmul"})
+    with pytest.raises(ConfigError, match="unknown hardware criterion 'log'"):
+        DARTS(exp.space, cost={"criterion": "log", "target": 2.0})
+    with pytest.raises(ConfigError, match="belong to a criterion"):
+        DARTS(exp.space, cost={"metric": "flops", "target": 2.0})
+    with pytest.raises(ConfigError, match="latency got unknown keys"):
+        DARTS(exp.space, cost={"metric": "latency_ms", "latency": {"repeat": 3}})
+    with pytest.raises(ConfigError, match="logmul target"):
+        DARTS(exp.space, cost={"metric": "latency_ms", "criterion": "logmul", "target": 0.5})
     with pytest.raises(ConfigError, match="REINFORCE takes no cost"):
         OPTIMIZERS.get("REINFORCE")(exp.space, cost={"weight": 1.0})
 
@@ -425,8 +455,8 @@ def test_reinforce_reward_uses_batch_statistics() -> None:
 def test_cost_option_is_validated_into_config_errors() -> None:
     exp, _ = make_exp("SoftmaxSum")
     for bad, match in [({"metric": "flops", "wieght": 1.0}, r"unknown keys \['wieght'\].*metric.*weight"),
-                       ({"weight": "0.1"}, "weight >= 0"), ({"weight": -1.0}, "weight >= 0"),
-                       ({"weight": True}, "weight >= 0"), ({"metric": ["flops"]}, "metric flops or params"),
+                       ({"weight": "0.1"}, "weight must be a number >= 0"), ({"weight": -1.0}, "number >= 0"),
+                       ({"weight": True}, "number >= 0"), ({"metric": ["flops"]}, "metric must be one of"),
                        ("flops", "must be a mapping.*metric.*weight")]:
         with pytest.raises(ConfigError, match=match):
             DARTS(exp.space, cost=bad)
