@@ -29,6 +29,7 @@ from .estim.base import ESTIMATORS
 from .estim.table import BENCHMARKS
 from .hardware.loss import HW_CRITERIA
 from .hardware.metrics import METRIC_PROVIDERS
+from .leaves import LEAF_RULES
 from .mixed.base import MIXED_OPS
 from .optim.base import OPTIMIZERS
 from .passes.patterns import PATTERNS
@@ -47,7 +48,7 @@ from .tune.target import TUNE_TARGETS
 REGISTRIES: dict[str, Registry] = {r.kind: r for r in (
     PATTERNS, CANDIDATES, MIXED_OPS, SPACES, DERIVE_RULES, OPTIMIZERS, ESTIMATORS, BENCHMARKS, TRAINERS, CRITERIA,
     DATASETS, CHANNEL_RULES, COST_RULES, RUNTIMES, PREDICTORS, HW_CRITERIA, METRIC_PROVIDERS, TUNE_TARGETS,
-    PIPELINE_STEPS, COSTS)}
+    PIPELINE_STEPS, COSTS, LEAF_RULES)}
 
 
 def registries() -> dict[str, Registry]:

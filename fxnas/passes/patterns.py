@@ -24,6 +24,10 @@ class Pattern:
     leaf_types: tuple[type, ...] = field(default=())
     doc: str = ""
 
+    def selects(self, module: nn.Module) -> bool:
+        """True when this pattern wants ``module`` (asked at trace time, before a graph exists)."""
+        return isinstance(module, self.leaf_types) or bool(self.predicate(module, None))  # type: ignore[arg-type]
+
     def matches(self, gm: fx.GraphModule, node: fx.Node) -> bool:
         """True when ``node`` calls a module this pattern selects."""
         if node.op != "call_module":
@@ -38,8 +42,9 @@ def _conv(m: nn.Module) -> bool:
     return isinstance(m, nn.Conv2d)
 
 
-def _k(m: nn.Module) -> int:
-    return m.kernel_size[0]
+def _k(m: nn.Module) -> tuple[int, ...]:
+    """The whole kernel (a 3x1 conv is not a 3x3 one)."""
+    return tuple(m.kernel_size)
 
 
 def register_pattern(name: str, doc: str, leaf_types: tuple[type, ...] = ()) -> Callable[..., Any]:
@@ -59,12 +64,12 @@ def _any_conv(m: nn.Module) -> bool:
 
 @register_pattern("conv3x3", "3x3 standard convs (groups == 1)")
 def _conv3(m: nn.Module) -> bool:
-    return _conv(m) and m.groups == 1 and _k(m) == 3
+    return _conv(m) and m.groups == 1 and _k(m) == (3, 3)
 
 
 @register_pattern("conv5x5", "5x5 standard convs (groups == 1)")
 def _conv5(m: nn.Module) -> bool:
-    return _conv(m) and m.groups == 1 and _k(m) == 5
+    return _conv(m) and m.groups == 1 and _k(m) == (5, 5)
 
 
 @register_pattern("dwconv", "depthwise convs (groups == in_channels > 1)")
@@ -74,7 +79,7 @@ def _dw(m: nn.Module) -> bool:
 
 @register_pattern("pwconv", "pointwise 1x1 convs (groups == 1)")
 def _pw(m: nn.Module) -> bool:
-    return _conv(m) and m.groups == 1 and _k(m) == 1
+    return _conv(m) and m.groups == 1 and _k(m) == (1, 1)
 
 
 @register_pattern("conv1d", "1-D standard convs (nn.Conv1d, groups == 1), for sequence and signal models")
