@@ -11,6 +11,7 @@ from torch import nn
 
 from ..errors import PatternError
 from ..registry import Registry
+from .blocks import is_inverted_residual, is_residual_block
 
 PATTERNS = Registry("pattern")
 
@@ -23,10 +24,15 @@ class Pattern:
     predicate: Callable[[nn.Module, fx.Node], bool]
     leaf_types: tuple[type, ...] = field(default=())
     doc: str = ""
+    whole: bool = False  # keep every module it selects as one trace leaf (block patterns)
 
     def selects(self, module: nn.Module) -> bool:
         """True when this pattern wants ``module`` (asked at trace time, before a graph exists)."""
         return isinstance(module, self.leaf_types) or bool(self.predicate(module, None))  # type: ignore[arg-type]
+
+    def keeps_whole(self, module: nn.Module, qualname: str) -> bool:
+        """The tracer's leaf predicate for this pattern: block patterns keep the blocks they select whole."""
+        return self.whole and self.selects(module)
 
     def matches(self, gm: fx.GraphModule, node: fx.Node) -> bool:
         """True when ``node`` calls a module this pattern selects."""
@@ -47,11 +53,11 @@ def _k(m: nn.Module) -> tuple[int, ...]:
     return tuple(m.kernel_size)
 
 
-def register_pattern(name: str, doc: str, leaf_types: tuple[type, ...] = ()) -> Callable[..., Any]:
-    """Decorator registering ``fn(module) -> bool`` as a named Pattern."""
+def register_pattern(name: str, doc: str, leaf_types: tuple[type, ...] = (), whole: bool = False) -> Callable[..., Any]:
+    """Decorator registering ``fn(module) -> bool`` as a named Pattern (``whole``: keep matches as leaves)."""
 
     def deco(fn: Callable[[nn.Module], bool]) -> Callable[[nn.Module], bool]:
-        PATTERNS.register(name, Pattern(name, lambda m, n: fn(m), leaf_types, doc))
+        PATTERNS.register(name, Pattern(name, lambda m, n: fn(m), leaf_types, doc, whole))
         return fn
 
     return deco
@@ -97,33 +103,16 @@ def _linear(m: nn.Module) -> bool:
     return isinstance(m, nn.Linear)
 
 
-def _block_types() -> dict[str, tuple[type, ...]]:
-    from torchvision.models import efficientnet, mnasnet, mobilenetv2, mobilenetv3, resnet
-
-    return {
-        "resnet_block": (resnet.BasicBlock, resnet.Bottleneck),
-        "inverted_residual": (mobilenetv2.InvertedResidual, mobilenetv3.InvertedResidual,
-                              mnasnet._InvertedResidual, efficientnet.MBConv),
-    }
+@register_pattern("resnet_block", "residual blocks by structure: a shortcut added to a stack of 2+ convs",
+                  whole=True)
+def _resnet_block(m: nn.Module) -> bool:
+    return is_residual_block(m)
 
 
-class _LazyBlockPattern(Pattern):
-    """Block patterns import torchvision only when used."""
-
-    def __init__(self, name: str, doc: str) -> None:
-        self.name, self.doc = name, doc
-
-    @property
-    def leaf_types(self) -> tuple[type, ...]:  # type: ignore[override]
-        return _block_types()[self.name]
-
-    def predicate(self, m: nn.Module, node: fx.Node) -> bool:  # type: ignore[override]
-        return isinstance(m, self.leaf_types)
-
-
-PATTERNS.register("resnet_block", _LazyBlockPattern("resnet_block", "torchvision ResNet BasicBlock/Bottleneck"))
-PATTERNS.register("inverted_residual", _LazyBlockPattern(
-    "inverted_residual", "inverted-residual blocks (MobileNetV2/V3, MNASNet, EfficientNet MBConv)"))
+@register_pattern("inverted_residual", "inverted-residual blocks by structure: [expand] -> depthwise -> project",
+                  whole=True)
+def _inverted_residual(m: nn.Module) -> bool:
+    return is_inverted_residual(m)
 
 
 def resolve_pattern(pattern: PatternLike | list[PatternLike]) -> Pattern:
@@ -133,8 +122,9 @@ def resolve_pattern(pattern: PatternLike | list[PatternLike]) -> Pattern:
     if isinstance(pattern, (list, tuple)):
         parts = [resolve_pattern(p) for p in pattern]
         leaves = tuple(t for p in parts for t in p.leaf_types)
-        return Pattern("|".join(p.name for p in parts),
-                       lambda m, n: any(p.predicate(m, n) for p in parts), leaves)
+        union = Pattern("|".join(p.name for p in parts), lambda m, n: any(p.predicate(m, n) for p in parts), leaves)
+        union.keeps_whole = lambda m, q: any(p.keeps_whole(m, q) for p in parts)  # type: ignore[method-assign]
+        return union
     if isinstance(pattern, str):
         if "," in pattern:
             return resolve_pattern([p.strip() for p in pattern.split(",") if p.strip()])

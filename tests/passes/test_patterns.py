@@ -19,7 +19,8 @@ TINY = fxnas.__file__.replace("__init__.py", "examples/tiny_net.py")
 def matches(pattern, model=None, shape=(1, 3, 32, 32)) -> list[str]:
     model = model if model is not None else load_model(TINY)
     pat = resolve_pattern(pattern)
-    gm = fxnas.trace(model, torch.randn(shape), leaf_modules=pat.leaf_types)
+    gm = fxnas.trace(model, torch.randn(shape), leaf_modules=pat.leaf_types, leaf_predicate=pat.keeps_whole,
+                     selects=pat.selects)
     return [n.target for n in gm.graph.nodes if pat.matches(gm, n)]
 
 
