@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import torch
 import torch.fx as fx
+import torch.nn.functional as F
 from torch import nn
 
 from ..errors import PatternError
 from ..registry import Registry
 from .blocks import is_inverted_residual, is_residual_block
+from .subgraphs import FunctionalPattern, GraphPattern, act, chain, conv, linear, norm, norm_act
 
 PATTERNS = Registry("pattern")
 
@@ -41,7 +45,7 @@ class Pattern:
         return bool(self.predicate(gm.get_submodule(node.target), node))
 
 
-PatternLike = str | type | Pattern | Callable[..., bool]
+PatternLike = str | type | Pattern | GraphPattern | Callable[..., bool]
 
 
 def _conv(m: nn.Module) -> bool:
@@ -115,12 +119,31 @@ def _inverted_residual(m: nn.Module) -> bool:
     return is_inverted_residual(m)
 
 
-def resolve_pattern(pattern: PatternLike | list[PatternLike]) -> Pattern:
+PATTERNS.register("conv_bn_act", GraphPattern("conv_bn_act", (chain([conv, norm, act]), chain([conv, norm_act])),
+                                               "conv -> norm -> activation, as modules or functional calls"))
+PATTERNS.register("mlp", GraphPattern("mlp", (chain([linear, act, linear]),),
+                                      "transformer MLPs: linear -> activation -> linear (dropout between)"))
+PATTERNS.register("fconv", FunctionalPattern("fconv", {F.conv1d, F.conv2d, F.conv3d},
+                                             "functional convs (F.conv1d/2d/3d) with their weights"))
+PATTERNS.register("flinear", FunctionalPattern("flinear", {F.linear}, "functional linears (F.linear) with weights"))
+PATTERNS.register("matmul", FunctionalPattern("matmul", {torch.matmul, operator.matmul},
+                                              "torch.matmul / @ calls (with a weight operand when there is one)"))
+
+AnyPattern = Pattern | GraphPattern
+
+
+def resolve_pattern(pattern: PatternLike | list[PatternLike]) -> AnyPattern:
     """Turn a name, module type, predicate or Pattern (or a list: any of them) into a Pattern."""
-    if isinstance(pattern, Pattern):
+    if isinstance(pattern, (Pattern, GraphPattern)):
         return pattern
     if isinstance(pattern, (list, tuple)):
         parts = [resolve_pattern(p) for p in pattern]
+        graph = [p.name for p in parts if isinstance(p, GraphPattern)]
+        if graph and len(parts) > 1:
+            raise PatternError(f"graph patterns ({', '.join(graph)}) cannot be combined with other patterns; "
+                               f"rewrite with one, then the other (rewrite(gm, a); rewrite(gm, b))")
+        if graph:
+            return parts[0]
         leaves = tuple(t for p in parts for t in p.leaf_types)
         union = Pattern("|".join(p.name for p in parts), lambda m, n: any(p.predicate(m, n) for p in parts), leaves)
         union.keeps_whole = lambda m, q: any(p.keeps_whole(m, q) for p in parts)  # type: ignore[method-assign]
