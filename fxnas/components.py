@@ -40,6 +40,7 @@ from .profilers.runtimes import RUNTIMES
 from .registry import Registry
 from .space import DERIVE_RULES
 from .spaces.registry import SPACES
+from .tracers import TRACERS
 from .train.criteria import CRITERIA
 from .train.datasets import DATASETS
 from .train.trainer import TRAINERS
@@ -48,7 +49,7 @@ from .tune.target import TUNE_TARGETS
 REGISTRIES: dict[str, Registry] = {r.kind: r for r in (
     PATTERNS, CANDIDATES, MIXED_OPS, SPACES, DERIVE_RULES, OPTIMIZERS, ESTIMATORS, BENCHMARKS, TRAINERS, CRITERIA,
     DATASETS, CHANNEL_RULES, COST_RULES, RUNTIMES, PREDICTORS, HW_CRITERIA, METRIC_PROVIDERS, TUNE_TARGETS,
-    PIPELINE_STEPS, COSTS, LEAF_RULES)}
+    PIPELINE_STEPS, COSTS, LEAF_RULES, TRACERS)}
 
 
 def registries() -> dict[str, Registry]:

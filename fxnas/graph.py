@@ -116,8 +116,12 @@ def trace_fixes(model: nn.Module, failed: nn.Module) -> str:
     fixes = [f"mark that module as a leaf (trace(..., leaf_modules=[{type(failed).__name__}]) or a rule in "
              f"fxnas.leaves.LEAF_RULES)",
              "pass concrete_args={name: value} for forward arguments that steer control flow"]
-    if any(c.__module__.startswith("transformers") for c in type(model).__mro__):
+    from .tracers import hf_fx_module, is_pretrained_model
+
+    if is_pretrained_model(model) and hf_fx_module() is not None:
         fixes.insert(0, "use tracer='hf' (Hugging Face's own fx tracer)")
+    elif is_pretrained_model(model):
+        fixes.append("install transformers<5, whose fx tracer (tracer='hf') handles Hugging Face models")
     return "Fix: " + "; or ".join(fixes) + "."
 
 
@@ -194,16 +198,23 @@ def trace(
     *,
     leaf_rules: Sequence[str | LeafRule] | None = None,
     selects: Selects | None = None,
+    tracer: str | Callable[..., fx.GraphModule] | None = None,
 ) -> fx.GraphModule:
     """Trace a deep copy of ``model`` and annotate every node with its output shape (``node.meta``).
 
     ``leaf_rules`` names the rules of ``fxnas.leaves.LEAF_RULES`` to apply (None: all of them); ``selects``
     is the module predicate of the pattern the trace is for (layer subclasses it selects stay whole).
+    ``tracer`` is a name in ``fxnas.tracers.TRACERS`` (``fx``, ``hf``) or ``fn(model, TraceRequest)``; None
+    picks Hugging Face's tracer for a ``PreTrainedModel`` when transformers ships one, else ``fx``.
     """
+    from .tracers import TraceRequest, check_traced, resolve_tracer
+
     if not isinstance(model, nn.Module):
         raise TraceError(f"trace() needs an nn.Module, got {type(model).__name__}")
-    gm = symbolic_trace(copy.deepcopy(model), leaf_modules, leaf_predicate, concrete_args, stack_traces,
-                        resolve_leaf_rules(leaf_rules), selects)
+    fn = resolve_tracer(tracer, model)
+    req = TraceRequest(as_tuple(example_inputs), tuple(leaf_modules), leaf_predicate, concrete_args, stack_traces,
+                       resolve_leaf_rules(leaf_rules), selects)
+    gm = check_traced(fn(copy.deepcopy(model), req), fn)
     gm.train(model.training)
     return propagate_shapes(gm, example_inputs)
 

@@ -9,6 +9,7 @@ cannot be traced at all. A leaf rule answers "keep this module whole?"; the trac
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
@@ -64,11 +65,13 @@ class TimmNotrace(LeafRule):
     """timm's own not-trace registry (``register_notrace_module`` / ``register_notrace_function``), if installed."""
 
     def __init__(self) -> None:
+        self._modules: tuple[type, ...] = ()
+        self._functions: tuple[Callable[..., Any], ...] = ()
+        if "timm" not in sys.modules:  # a model built from timm's layers has imported it; don't pay the import
+            return
         try:
             from timm.layers import _fx
-        except ImportError:  # timm is optional: without it the rule keeps nothing
-            self._modules: tuple[type, ...] = ()
-            self._functions: tuple[Callable[..., Any], ...] = ()
+        except ImportError:  # an old timm without the registry: the rule keeps nothing
             return
         self._modules = tuple(_fx.get_notrace_modules())
         self._functions = tuple(_fx.get_notrace_functions())
