@@ -15,7 +15,7 @@ from torch import nn
 from ..errors import PatternError
 from ..registry import Registry
 from .blocks import is_inverted_residual, is_residual_block
-from .subgraphs import FunctionalPattern, GraphPattern, act, chain, conv, linear, norm, norm_act
+from .subgraphs import AttentionPattern, FunctionalPattern, GraphPattern, act, chain, conv, linear, norm, norm_act
 
 PATTERNS = Registry("pattern")
 
@@ -123,6 +123,8 @@ PATTERNS.register("conv_bn_act", GraphPattern("conv_bn_act", (chain([conv, norm,
                                                "conv -> norm -> activation, as modules or functional calls"))
 PATTERNS.register("mlp", GraphPattern("mlp", (chain([linear, act, linear]),),
                                       "transformer MLPs: linear -> activation -> linear (dropout between)"))
+PATTERNS.register("attention", AttentionPattern("attention", (), "self-attention blocks: q/k/v linears -> "
+                                                                "SDPA or softmax(matmul) -> output linear"))
 PATTERNS.register("fconv", FunctionalPattern("fconv", {F.conv1d, F.conv2d, F.conv3d},
                                              "functional convs (F.conv1d/2d/3d) with their weights"))
 PATTERNS.register("flinear", FunctionalPattern("flinear", {F.linear}, "functional linears (F.linear) with weights"))

@@ -58,6 +58,24 @@ def _slot_name(gm: fx.GraphModule, nodes: list[fx.Node], pattern: str) -> str:
     return name
 
 
+def _module_path(gm: fx.GraphModule, nodes: list[fx.Node], flat: str) -> str:
+    """The path of the module the matched nodes came from when nothing left in the graph uses it, else ``flat``."""
+    paths = [str(n.target) for n in nodes if n.op == "call_module"]
+    common = paths[0].split(".")[:-1] if paths else []
+    for p in paths[1:]:
+        parts = p.split(".")
+        while common and parts[:len(common)] != common:
+            common = common[:-1]
+    path = ".".join(common)
+    if not path:
+        return flat
+    inside = path + "."
+    if any(n.op in ("call_module", "get_attr") and (str(n.target) == path or str(n.target).startswith(inside))
+           for n in gm.graph.nodes):
+        return flat
+    return path
+
+
 def _graph_spec(sub: fx.GraphModule, call: fx.Node, name: str) -> SlotSpec:
     ins = [a for a in call.args if isinstance(a, fx.Node)]
     spec = spec_from_module(sub, node_shape(ins[0]) if ins else None, node_shape(call), name=name)
@@ -96,9 +114,13 @@ def _rewrite_subgraphs(gm: fx.GraphModule, pat: GraphPattern, allow_empty: bool)
         outs = tuple(n.name for n in nodes[-1:])
         sub, call = fuse(gm, nodes, name)
         sub.train(gm.training)  # a new GraphModule starts in training mode; the slot follows the model
-        spec = _graph_spec(sub, call, name).with_(outputs=outs)
-        replace_submodule(gm, name, Slot(spec))
-        found.append(name)
+        path = _module_path(gm, nodes, name)
+        spec = _graph_spec(sub, call, path).with_(outputs=outs)
+        if path != name:  # the match is all of one module (an attention block): the slot takes its place
+            delattr(gm, name)
+            call.target = path
+        replace_submodule(gm, path, Slot(spec))
+        found.append(path)
     if not found and not allow_empty:
         raise PatternError(f"pattern {pat.name!r} matched no subgraph in this model ({pat.doc}); "
                            f"try a module pattern (conv, linear, ...) or another graph pattern")

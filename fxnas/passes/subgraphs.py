@@ -10,6 +10,7 @@ of the graph without them, and each match's region in the real graph takes them 
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -146,6 +147,9 @@ def region(inputs: Sequence[fx.Node], outputs: Sequence[fx.Node]) -> list[fx.Nod
         back.add(n)
         todo.extend(n.all_input_nodes)
     nodes = (fwd & back) | set(outputs)
+    inside = nodes | set(inputs)
+    nodes |= {n for n in fwd - nodes if not n.users and n.op != "output"  # dead ends (an unused ``C`` of x.shape)
+              and all(a in inside for a in n.all_input_nodes)}
     for n in list(nodes):
         for a in n.all_input_nodes:
             if a.op == "get_attr":
@@ -224,6 +228,72 @@ class FunctionalPattern(GraphPattern):
         return found
 
 
+def _is_core(n: fx.Node) -> bool:
+    """Where attention happens: fused SDPA, or a softmax over scores a matmul made."""
+    if n.op == "call_function" and n.target is F.scaled_dot_product_attention:
+        return True
+    soft = (n.op == "call_function" and n.target in (F.softmax, torch.softmax)) or \
+        (n.op == "call_method" and n.target == "softmax") or \
+        (n.op == "call_module" and isinstance(_module(n), nn.Softmax))
+    return soft and _reaches(n, lambda a: (a.op == "call_function" and a.target in (torch.matmul, operator.matmul,
+                                                                                       torch.bmm)) or
+                             (a.op == "call_method" and a.target in ("matmul", "bmm")), back=True)
+
+
+def _is_shape_read(n: fx.Node) -> bool:
+    """``x.shape`` / ``x.size()``: metadata, not data flow (a reshape's sizes do not make x an operand)."""
+    return (n.op == "call_function" and n.target is getattr) or (n.op == "call_method" and n.target in ("size", "dim"))
+
+
+def _reaches(n: fx.Node, want: Role, back: bool) -> bool:
+    return bool(_walk(n, want, back))
+
+
+def _walk(n: fx.Node, stop: Role, back: bool) -> set[fx.Node]:
+    """The first nodes satisfying ``stop`` on every path from ``n`` (backwards over inputs, or over users)."""
+    hits, seen, todo = set(), {n}, list(n.all_input_nodes if back else n.users)
+    while todo:
+        cur = todo.pop()
+        if cur in seen:
+            continue
+        seen.add(cur)
+        if stop(cur):
+            hits.add(cur)
+        elif cur.op not in ("placeholder", "get_attr", "output") and not _is_shape_read(cur):
+            todo.extend(cur.all_input_nodes if back else cur.users)
+    return hits
+
+
+def _unfed(n: fx.Node) -> bool:
+    """A graph input the example inputs left at its constant default (``attn_mask=None``, ``is_causal=False``)."""
+    return n.op == "placeholder" and len(n.args) == 1 and isinstance(n.args[0], (bool, int, float, type(None)))
+
+
+class AttentionPattern(GraphPattern):
+    """Self-attention blocks by structure: the q/k/v linears that feed an attention core (SDPA, or softmax of
+    a matmul), up to the one linear projecting its result; one data input (masks make it another block)."""
+
+    def find(self, gm: fx.GraphModule) -> list[list[fx.Node]]:
+        found: list[list[fx.Node]] = []
+        used: set[fx.Node] = set()
+        for core in [n for n in gm.graph.nodes if _is_core(n)]:
+            ins_l, outs_l = _walk(core, linear, back=True), _walk(core, linear, back=False)
+            xs = {_data_input(lin) for lin in ins_l}
+            if not ins_l or len(outs_l) != 1 or len(xs) != 1 or None in xs:
+                continue
+            nodes = region(list(xs), list(outs_l))
+            if not nodes or used.intersection(nodes):
+                continue
+            outside = {a for n in nodes for a in n.all_input_nodes if a not in nodes} - xs
+            if any(not _unfed(a) for a in outside):
+                continue  # another input (a mask, a cache) feeds the block
+            for n in nodes:  # an optional input the model was traced without is its default inside the block
+                n.args, n.kwargs = fx.node.map_arg((n.args, n.kwargs), lambda a: a.args[0] if a in outside else a)
+            used.update(nodes)
+            found.append(nodes)
+        return found
+
+
 def fuse(gm: fx.GraphModule, nodes: list[fx.Node], name: str) -> tuple[fx.GraphModule, fx.Node]:
     """Replace ``nodes`` of ``gm`` with one call of a new GraphModule ``name`` holding them; returns both."""
     sub, ins, outs = fuse_as_graphmodule(gm, nodes, name)
@@ -234,5 +304,6 @@ def fuse(gm: fx.GraphModule, nodes: list[fx.Node], name: str) -> tuple[fx.GraphM
     return sub, call
 
 
-__all__ = ["FunctionalPattern", "GraphPattern", "act", "chain", "conv", "fuse", "linear", "norm", "norm_act",
+__all__ = ["AttentionPattern", "FunctionalPattern", "GraphPattern", "act", "chain", "conv", "fuse", "linear", "norm",
+           "norm_act",
            "region"]

@@ -88,3 +88,28 @@ def test_a_used_inner_node_is_not_a_match_and_errors() -> None:
         fxnas.rewrite(gm, "mlp")
     with pytest.raises(PatternError, match="cannot be combined"):
         fxnas.rewrite(gm, "mlp,linear")
+
+
+class MyAttention(nn.Module):
+    """Attention written out: q, k, v linears, softmax(q k^T) v, an output linear; reshapes read x.shape."""
+
+    def __init__(self, d: int = 16, heads: int = 2) -> None:
+        super().__init__()
+        self.q, self.k, self.v, self.o, self.h = nn.Linear(d, d), nn.Linear(d, d), nn.Linear(d, d), nn.Linear(d, d), heads
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, d = x.shape
+        q, k, v = (f(x).reshape(b, n, self.h, d // self.h).transpose(1, 2) for f in (self.q, self.k, self.v))
+        a = torch.softmax(q @ k.transpose(-2, -1) / (d // self.h) ** 0.5, dim=-1)
+        return self.o((a @ v).transpose(1, 2).reshape(b, n, d))
+
+
+def test_attention_blocks_written_out_and_in_timm() -> None:
+    model = nn.Sequential(MyAttention(), nn.LayerNorm(16), MyAttention())
+    assert _check(model, "attention", torch.randn(2, 5, 16)) == ["0", "2"]
+    timm = pytest.importorskip("timm")
+    for fused in (True, False):  # F.scaled_dot_product_attention, or the softmax(q @ k) path
+        vit = timm.create_model("vit_tiny_patch16_224", pretrained=False, img_size=32, patch_size=8, depth=2)
+        for blk in vit.blocks:
+            blk.attn.fused_attn = fused
+        assert _check(vit, "attention", torch.randn(1, 3, 32, 32)) == ["blocks_0_attn", "blocks_1_attn"]
