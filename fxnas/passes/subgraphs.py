@@ -269,6 +269,12 @@ def _unfed(n: fx.Node) -> bool:
     return n.op == "placeholder" and len(n.args) == 1 and isinstance(n.args[0], (bool, int, float, type(None)))
 
 
+def _fold_defaults(nodes: list[fx.Node], unfed: set[fx.Node]) -> None:
+    """Inside the block, an optional input the model was traced without reads as its default value."""
+    for n in nodes:
+        n.args, n.kwargs = fx.node.map_arg((n.args, n.kwargs), lambda a: a.args[0] if a in unfed else a)
+
+
 class AttentionPattern(GraphPattern):
     """Self-attention blocks by structure: the q/k/v linears that feed an attention core (SDPA, or softmax of
     a matmul), up to the one linear projecting its result; one data input (masks make it another block)."""
@@ -287,8 +293,7 @@ class AttentionPattern(GraphPattern):
             outside = {a for n in nodes for a in n.all_input_nodes if a not in nodes} - xs
             if any(not _unfed(a) for a in outside):
                 continue  # another input (a mask, a cache) feeds the block
-            for n in nodes:  # an optional input the model was traced without is its default inside the block
-                n.args, n.kwargs = fx.node.map_arg((n.args, n.kwargs), lambda a: a.args[0] if a in outside else a)
+            _fold_defaults(nodes, outside)
             used.update(nodes)
             found.append(nodes)
         return found

@@ -95,7 +95,8 @@ class MyAttention(nn.Module):
 
     def __init__(self, d: int = 16, heads: int = 2) -> None:
         super().__init__()
-        self.q, self.k, self.v, self.o, self.h = nn.Linear(d, d), nn.Linear(d, d), nn.Linear(d, d), nn.Linear(d, d), heads
+        self.q, self.k, self.v, self.o = (nn.Linear(d, d) for _ in range(4))
+        self.h = heads
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, n, d = x.shape
