@@ -114,6 +114,7 @@ def test_timm_same_padding_model_traces() -> None:
     _all_orig_equal(model, net, x)
 
 
+@pytest.mark.slow
 def test_timm_inception_conv3x3_compares_the_whole_kernel() -> None:
     timm = pytest.importorskip("timm")
     model, x = timm.create_model("inception_v3", pretrained=False).eval(), torch.randn(1, 3, 75, 75)

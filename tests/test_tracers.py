@@ -49,6 +49,7 @@ def _bert() -> nn.Module:
     return transformers.BertModel(cfg).eval()
 
 
+@pytest.mark.slow
 def test_hf_model_trace_error_names_place_line_and_options() -> None:
     model, ids = _bert(), torch.randint(0, 100, (1, 8))
     if hf_fx_module() is not None:  # transformers < 5: Hugging Face's tracer is picked for a PreTrainedModel

@@ -62,7 +62,8 @@ def test_user_blocks_are_matched_outermost_and_kept_whole() -> None:
 
 
 @pytest.mark.parametrize("name, pattern, n", [
-    ("resnet18", "resnet_block", 8), ("seresnext26d_32x4d", "resnet_block", 8),
+    ("resnet18", "resnet_block", 8),
+    pytest.param("seresnext26d_32x4d", "resnet_block", 8, marks=pytest.mark.slow),
     ("mobilenetv3_small_100", "inverted_residual", 11), ("efficientnet_b0", "inverted_residual", 16),
 ])
 def test_timm_blocks(name: str, pattern: str, n: int) -> None:
