@@ -66,7 +66,7 @@ def test_block_patterns_keep_blocks_as_leaves() -> None:
 
 
 def test_errors() -> None:
-    with pytest.raises(PatternError, match="unknown pattern 'conv4x4'.*Valid patterns: attention, conv, conv1d, conv3x3"):
+    with pytest.raises(PatternError, match="unknown pattern 'conv4x4'.*Valid patterns: attention, conv, conv1d"):
         resolve_pattern("conv4x4")
     with pytest.raises(PatternError, match="pattern must be a name"):
         resolve_pattern(3)
