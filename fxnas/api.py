@@ -34,7 +34,8 @@ def searchify(
     if example_inputs is None:
         raise ValueError("searchify needs example_inputs (e.g. torch.randn(1, 3, 32, 32)) to read slot shapes")
     pat = resolve_pattern(pattern)
-    gm = trace(model, example_inputs, leaf_modules=tuple(leaf_modules) + tuple(pat.leaf_types))
+    gm = trace(model, example_inputs, leaf_modules=tuple(leaf_modules) + tuple(pat.leaf_types),
+               leaf_predicate=pat.keeps_whole, selects=pat.selects)
     rewrite(gm, pat)
     space = construct(gm, candidates, mixed_op=mixed_op, param_name=param_name, check=check,
                       mixed_op_args=mixed_op_args)

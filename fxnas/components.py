@@ -28,6 +28,7 @@ from .elastic.rules import CHANNEL_RULES
 from .estim.base import ESTIMATORS
 from .estim.table import BENCHMARKS
 from .hardware.loss import HW_CRITERIA
+from .leaves import LEAF_RULES
 from .mixed.base import MIXED_OPS
 from .optim.base import OPTIMIZERS
 from .passes.patterns import PATTERNS
@@ -38,6 +39,7 @@ from .profilers.runtimes import RUNTIMES
 from .registry import Registry
 from .space import DERIVE_RULES
 from .spaces.registry import SPACES
+from .tracers import TRACERS
 from .train.criteria import CRITERIA
 from .train.datasets import DATASETS
 from .train.trainer import TRAINERS
@@ -46,7 +48,7 @@ from .tune.target import TUNE_TARGETS
 REGISTRIES: dict[str, Registry] = {r.kind: r for r in (
     PATTERNS, CANDIDATES, MIXED_OPS, SPACES, DERIVE_RULES, OPTIMIZERS, ESTIMATORS, BENCHMARKS, TRAINERS, CRITERIA,
     DATASETS, CHANNEL_RULES, COST_RULES, RUNTIMES, PREDICTORS, HW_CRITERIA, TUNE_TARGETS,
-    PIPELINE_STEPS, COSTS)}
+    PIPELINE_STEPS, COSTS, LEAF_RULES, TRACERS)}
 
 
 def registries() -> dict[str, Registry]:

@@ -15,6 +15,7 @@ from torch.fx.node import map_aggregate
 from torch.fx.passes.shape_prop import _extract_tensor_metadata
 
 from .errors import TraceError
+from .leaves import LeafRule, Selects, resolve_leaf_rules
 
 # Module types traced as opaque calls; users extend this per call with ``leaf_modules=``.
 DEFAULT_LEAF_TYPES: tuple[type, ...] = ()
@@ -23,10 +24,14 @@ DEFAULT_LEAF_TYPES: tuple[type, ...] = ()
 class FxnasTracer(fx.Tracer):
     """An fx Tracer that keeps extra module types as leaves and remembers where tracing was."""
 
-    def __init__(self, leaf_types: Iterable[type] = (), leaf_predicate: Callable[[nn.Module, str], bool] | None = None):
-        super().__init__()
+    def __init__(self, leaf_types: Iterable[type] = (), leaf_predicate: Callable[[nn.Module, str], bool] | None = None,
+                 leaf_rules: Sequence[LeafRule] = (), selects: Selects | None = None):
+        rules = tuple(leaf_rules)
+        super().__init__(autowrap_functions=tuple(f for r in rules for f in r.autowrap_functions()))
         self.leaf_types = tuple(DEFAULT_LEAF_TYPES) + tuple(leaf_types)
         self.leaf_predicate = leaf_predicate
+        self.leaf_rules = rules
+        self.selects: Selects = selects or (lambda m: False)
         self.current_path = ""
         self.failed_path: str | None = None  # innermost module whose forward raised during tracing
 
@@ -34,6 +39,8 @@ class FxnasTracer(fx.Tracer):
         if self.leaf_types and isinstance(m, self.leaf_types):
             return True
         if self.leaf_predicate is not None and self.leaf_predicate(m, module_qualified_name):
+            return True
+        if any(r.is_leaf(m, module_qualified_name, self.selects) for r in self.leaf_rules):
             return True
         return super().is_leaf_module(m, module_qualified_name)
 
@@ -77,13 +84,16 @@ def symbolic_trace(
     leaf_predicate: Callable[[nn.Module, str], bool] | None = None,
     concrete_args: dict[str, Any] | None = None,
     stack_traces: bool = False,
+    leaf_rules: Sequence[LeafRule] = (),
+    selects: Selects | None = None,
 ) -> fx.GraphModule:
     """Trace ``model`` (not a copy) into a GraphModule, raising TraceError with the failing module path.
 
     With ``stack_traces`` every node keeps the source stack that created it (``node.stack_trace``), so that
-    later passes can name the user's line in their errors.
+    later passes can name the user's line in their errors. ``leaf_rules`` (fxnas.leaves) keep more modules
+    whole; ``selects`` is the active pattern's module predicate the rules may consult.
     """
-    tracer = FxnasTracer(leaf_types, leaf_predicate)
+    tracer = FxnasTracer(leaf_types, leaf_predicate, leaf_rules, selects)
     tracer.record_stack_traces = stack_traces
     try:
         graph = tracer.trace(model, concrete_args=concrete_args)
@@ -93,14 +103,26 @@ def symbolic_trace(
         mod = model.get_submodule(path) if path else model
         raise TraceError(
             f"cannot trace {type(model).__name__}: in module {where!r} ({type(mod).__name__}) at "
-            f"{_user_frame(exc)}: {type(exc).__name__}: {exc}. Fix: mark that module as a leaf "
-            f"(trace(..., leaf_modules=[{type(mod).__name__}])), or pass concrete_args for "
-            f"arguments that steer control flow."
+            f"{_user_frame(exc)}: {type(exc).__name__}: {exc}. {trace_fixes(model, mod)}"
         ) from exc
     if concrete_args:
         _default_concrete(graph, concrete_args)
     name = type(model).__name__
     return fx.GraphModule(tracer.root, graph, name)
+
+
+def trace_fixes(model: nn.Module, failed: nn.Module) -> str:
+    """What a user can do about a failed trace, most specific first."""
+    fixes = [f"mark that module as a leaf (trace(..., leaf_modules=[{type(failed).__name__}]) or a rule in "
+             f"fxnas.leaves.LEAF_RULES)",
+             "pass concrete_args={name: value} for forward arguments that steer control flow"]
+    from .tracers import hf_fx_module, is_pretrained_model
+
+    if is_pretrained_model(model) and hf_fx_module() is not None:
+        fixes.insert(0, "use tracer='hf' (Hugging Face's own fx tracer)")
+    elif is_pretrained_model(model):
+        fixes.append("install transformers<5, whose fx tracer (tracer='hf') handles Hugging Face models")
+    return "Fix: " + "; or ".join(fixes) + "."
 
 
 def _default_concrete(graph: fx.Graph, concrete_args: dict[str, Any]) -> None:
@@ -173,11 +195,26 @@ def trace(
     leaf_predicate: Callable[[nn.Module, str], bool] | None = None,
     concrete_args: dict[str, Any] | None = None,
     stack_traces: bool = False,
+    *,
+    leaf_rules: Sequence[str | LeafRule] | None = None,
+    selects: Selects | None = None,
+    tracer: str | Callable[..., fx.GraphModule] | None = None,
 ) -> fx.GraphModule:
-    """Trace a deep copy of ``model`` and annotate every node with its output shape (``node.meta``)."""
+    """Trace a deep copy of ``model`` and annotate every node with its output shape (``node.meta``).
+
+    ``leaf_rules`` names the rules of ``fxnas.leaves.LEAF_RULES`` to apply (None: all of them); ``selects``
+    is the module predicate of the pattern the trace is for (layer subclasses it selects stay whole).
+    ``tracer`` is a name in ``fxnas.tracers.TRACERS`` (``fx``, ``hf``) or ``fn(model, TraceRequest)``; None
+    picks Hugging Face's tracer for a ``PreTrainedModel`` when transformers ships one, else ``fx``.
+    """
+    from .tracers import TraceRequest, check_traced, resolve_tracer
+
     if not isinstance(model, nn.Module):
         raise TraceError(f"trace() needs an nn.Module, got {type(model).__name__}")
-    gm = symbolic_trace(copy.deepcopy(model), leaf_modules, leaf_predicate, concrete_args, stack_traces)
+    fn = resolve_tracer(tracer, model)
+    req = TraceRequest(as_tuple(example_inputs), tuple(leaf_modules), leaf_predicate, concrete_args, stack_traces,
+                       resolve_leaf_rules(leaf_rules), selects)
+    gm = check_traced(fn(copy.deepcopy(model), req), fn)
     gm.train(model.training)
     return propagate_shapes(gm, example_inputs)
 

@@ -26,6 +26,8 @@ class SlotSpec:
     original: nn.Module | None = field(default=None, repr=False, compare=False)
     name: str = ""
     bias: bool = False
+    inputs: tuple[str, ...] = ()  # graph slots: the original graph's nodes feeding the subgraph
+    outputs: tuple[str, ...] = ()  # ... and the nodes it produced
 
     def with_(self, **changes: Any) -> SlotSpec:
         """A copy with some fields changed (e.g. a cell edge with a different stride)."""
@@ -48,6 +50,7 @@ class SlotSpec:
             "in_shape": list(self.in_shape) if self.in_shape else None,
             "out_shape": list(self.out_shape) if self.out_shape else None,
             "original": type(self.original).__name__ if self.original is not None else None,
+            **({"inputs": list(self.inputs), "outputs": list(self.outputs)} if self.inputs else {}),
         }
 
 

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import torch
 import torch.fx as fx
+import torch.nn.functional as F
 from torch import nn
 
 from ..errors import PatternError
 from ..registry import Registry
+from .blocks import is_inverted_residual, is_residual_block
+from .subgraphs import AttentionPattern, FunctionalPattern, GraphPattern, act, chain, conv, linear, norm, norm_act
 
 PATTERNS = Registry("pattern")
 
@@ -23,6 +28,15 @@ class Pattern:
     predicate: Callable[[nn.Module, fx.Node], bool]
     leaf_types: tuple[type, ...] = field(default=())
     doc: str = ""
+    whole: bool = False  # keep every module it selects as one trace leaf (block patterns)
+
+    def selects(self, module: nn.Module) -> bool:
+        """True when this pattern wants ``module`` (asked at trace time, before a graph exists)."""
+        return isinstance(module, self.leaf_types) or bool(self.predicate(module, None))  # type: ignore[arg-type]
+
+    def keeps_whole(self, module: nn.Module, qualname: str) -> bool:
+        """The tracer's leaf predicate for this pattern: block patterns keep the blocks they select whole."""
+        return self.whole and self.selects(module)
 
     def matches(self, gm: fx.GraphModule, node: fx.Node) -> bool:
         """True when ``node`` calls a module this pattern selects."""
@@ -31,22 +45,23 @@ class Pattern:
         return bool(self.predicate(gm.get_submodule(node.target), node))
 
 
-PatternLike = str | type | Pattern | Callable[..., bool]
+PatternLike = str | type | Pattern | GraphPattern | Callable[..., bool]
 
 
 def _conv(m: nn.Module) -> bool:
     return isinstance(m, nn.Conv2d)
 
 
-def _k(m: nn.Module) -> int:
-    return m.kernel_size[0]
+def _k(m: nn.Module) -> tuple[int, ...]:
+    """The whole kernel (a 3x1 conv is not a 3x3 one)."""
+    return tuple(m.kernel_size)
 
 
-def register_pattern(name: str, doc: str, leaf_types: tuple[type, ...] = ()) -> Callable[..., Any]:
-    """Decorator registering ``fn(module) -> bool`` as a named Pattern."""
+def register_pattern(name: str, doc: str, leaf_types: tuple[type, ...] = (), whole: bool = False) -> Callable[..., Any]:
+    """Decorator registering ``fn(module) -> bool`` as a named Pattern (``whole``: keep matches as leaves)."""
 
     def deco(fn: Callable[[nn.Module], bool]) -> Callable[[nn.Module], bool]:
-        PATTERNS.register(name, Pattern(name, lambda m, n: fn(m), leaf_types, doc))
+        PATTERNS.register(name, Pattern(name, lambda m, n: fn(m), leaf_types, doc, whole))
         return fn
 
     return deco
@@ -59,12 +74,12 @@ def _any_conv(m: nn.Module) -> bool:
 
 @register_pattern("conv3x3", "3x3 standard convs (groups == 1)")
 def _conv3(m: nn.Module) -> bool:
-    return _conv(m) and m.groups == 1 and _k(m) == 3
+    return _conv(m) and m.groups == 1 and _k(m) == (3, 3)
 
 
 @register_pattern("conv5x5", "5x5 standard convs (groups == 1)")
 def _conv5(m: nn.Module) -> bool:
-    return _conv(m) and m.groups == 1 and _k(m) == 5
+    return _conv(m) and m.groups == 1 and _k(m) == (5, 5)
 
 
 @register_pattern("dwconv", "depthwise convs (groups == in_channels > 1)")
@@ -74,7 +89,7 @@ def _dw(m: nn.Module) -> bool:
 
 @register_pattern("pwconv", "pointwise 1x1 convs (groups == 1)")
 def _pw(m: nn.Module) -> bool:
-    return _conv(m) and m.groups == 1 and _k(m) == 1
+    return _conv(m) and m.groups == 1 and _k(m) == (1, 1)
 
 
 @register_pattern("conv1d", "1-D standard convs (nn.Conv1d, groups == 1), for sequence and signal models")
@@ -92,44 +107,49 @@ def _linear(m: nn.Module) -> bool:
     return isinstance(m, nn.Linear)
 
 
-def _block_types() -> dict[str, tuple[type, ...]]:
-    from torchvision.models import efficientnet, mnasnet, mobilenetv2, mobilenetv3, resnet
-
-    return {
-        "resnet_block": (resnet.BasicBlock, resnet.Bottleneck),
-        "inverted_residual": (mobilenetv2.InvertedResidual, mobilenetv3.InvertedResidual,
-                              mnasnet._InvertedResidual, efficientnet.MBConv),
-    }
+@register_pattern("resnet_block", "residual blocks by structure: a shortcut added to a stack of 2+ convs",
+                  whole=True)
+def _resnet_block(m: nn.Module) -> bool:
+    return is_residual_block(m)
 
 
-class _LazyBlockPattern(Pattern):
-    """Block patterns import torchvision only when used."""
-
-    def __init__(self, name: str, doc: str) -> None:
-        self.name, self.doc = name, doc
-
-    @property
-    def leaf_types(self) -> tuple[type, ...]:  # type: ignore[override]
-        return _block_types()[self.name]
-
-    def predicate(self, m: nn.Module, node: fx.Node) -> bool:  # type: ignore[override]
-        return isinstance(m, self.leaf_types)
+@register_pattern("inverted_residual", "inverted-residual blocks by structure: [expand] -> depthwise -> project",
+                  whole=True)
+def _inverted_residual(m: nn.Module) -> bool:
+    return is_inverted_residual(m)
 
 
-PATTERNS.register("resnet_block", _LazyBlockPattern("resnet_block", "torchvision ResNet BasicBlock/Bottleneck"))
-PATTERNS.register("inverted_residual", _LazyBlockPattern(
-    "inverted_residual", "inverted-residual blocks (MobileNetV2/V3, MNASNet, EfficientNet MBConv)"))
+PATTERNS.register("conv_bn_act", GraphPattern("conv_bn_act", (chain([conv, norm, act]), chain([conv, norm_act])),
+                                               "conv -> norm -> activation, as modules or functional calls"))
+PATTERNS.register("mlp", GraphPattern("mlp", (chain([linear, act, linear]),),
+                                      "transformer MLPs: linear -> activation -> linear (dropout between)"))
+PATTERNS.register("attention", AttentionPattern("attention", (), "self-attention blocks: q/k/v linears -> "
+                                                                "SDPA or softmax(matmul) -> output linear"))
+PATTERNS.register("fconv", FunctionalPattern("fconv", {F.conv1d, F.conv2d, F.conv3d},
+                                             "functional convs (F.conv1d/2d/3d) with their weights"))
+PATTERNS.register("flinear", FunctionalPattern("flinear", {F.linear}, "functional linears (F.linear) with weights"))
+PATTERNS.register("matmul", FunctionalPattern("matmul", {torch.matmul, operator.matmul},
+                                              "torch.matmul / @ calls (with a weight operand when there is one)"))
+
+AnyPattern = Pattern | GraphPattern
 
 
-def resolve_pattern(pattern: PatternLike | list[PatternLike]) -> Pattern:
+def resolve_pattern(pattern: PatternLike | list[PatternLike]) -> AnyPattern:
     """Turn a name, module type, predicate or Pattern (or a list: any of them) into a Pattern."""
-    if isinstance(pattern, Pattern):
+    if isinstance(pattern, (Pattern, GraphPattern)):
         return pattern
     if isinstance(pattern, (list, tuple)):
         parts = [resolve_pattern(p) for p in pattern]
+        graph = [p.name for p in parts if isinstance(p, GraphPattern)]
+        if graph and len(parts) > 1:
+            raise PatternError(f"graph patterns ({', '.join(graph)}) cannot be combined with other patterns; "
+                               f"rewrite with one, then the other (rewrite(gm, a); rewrite(gm, b))")
+        if graph:
+            return parts[0]
         leaves = tuple(t for p in parts for t in p.leaf_types)
-        return Pattern("|".join(p.name for p in parts),
-                       lambda m, n: any(p.predicate(m, n) for p in parts), leaves)
+        union = Pattern("|".join(p.name for p in parts), lambda m, n: any(p.predicate(m, n) for p in parts), leaves)
+        union.keeps_whole = lambda m, q: any(p.keeps_whole(m, q) for p in parts)  # type: ignore[method-assign]
+        return union
     if isinstance(pattern, str):
         if "," in pattern:
             return resolve_pattern([p.strip() for p in pattern.split(",") if p.strip()])

@@ -4,18 +4,24 @@ from __future__ import annotations
 
 from collections import Counter
 
+import torch
 import torch.fx as fx
+import torch.nn.functional as F
+from torch import nn
 
 from ..errors import PatternError
 from ..graph import input_shape, node_shape
-from ..slot import Slot, spec_from_module
+from ..slot import Slot, SlotSpec, spec_from_module
 from ..supernet import replace_submodule
 from .patterns import PatternLike, resolve_pattern
+from .subgraphs import GraphPattern, fuse
 
 
 def rewrite(gm: fx.GraphModule, pattern: PatternLike, allow_empty: bool = False) -> list[str]:
     """Replace every module matched by ``pattern`` with a Slot in place; returns the slot paths in graph order."""
     pat = resolve_pattern(pattern)
+    if isinstance(pat, GraphPattern):
+        return _rewrite_subgraphs(gm, pat, allow_empty)
     found: list[str] = []
     seen: set[str] = set()
     for node in gm.graph.nodes:
@@ -33,5 +39,91 @@ def rewrite(gm: fx.GraphModule, pattern: PatternLike, allow_empty: bool = False)
         have = ", ".join(f"{k} x{v}" for k, v in counts.most_common(8)) or "no modules"
         raise PatternError(f"pattern {pat.name!r} matched nothing in this model (it has {have}); "
                            f"try another pattern, e.g. conv, dwconv, pwconv, linear, or a predicate")
+    gm.recompile()
+    return found
+
+
+def _slot_name(gm: fx.GraphModule, nodes: list[fx.Node], pattern: str) -> str:
+    """A root attribute named after the modules the subgraph calls (their common path), unique in ``gm``."""
+    paths = [str(n.target).split(".") for n in nodes if n.op in ("call_module", "get_attr")]
+    common: list[str] = []
+    for parts in zip(*paths):
+        if len(set(parts)) != 1:
+            break
+        common.append(parts[0])
+    stem = "_".join(common[:-1] if paths and len(common) == min(map(len, paths)) else common) or pattern
+    name, i = stem, 1
+    while hasattr(gm, name):
+        name, i = f"{stem}_{i}", i + 1
+    return name
+
+
+def _module_path(gm: fx.GraphModule, nodes: list[fx.Node], flat: str) -> str:
+    """The path of the module the matched nodes came from when nothing left in the graph uses it, else ``flat``."""
+    paths = [str(n.target) for n in nodes if n.op == "call_module"]
+    common = paths[0].split(".")[:-1] if paths else []
+    for p in paths[1:]:
+        parts = p.split(".")
+        while common and parts[:len(common)] != common:
+            common = common[:-1]
+    path = ".".join(common)
+    if not path:
+        return flat
+    inside = path + "."
+    if any(n.op in ("call_module", "get_attr") and (str(n.target) == path or str(n.target).startswith(inside))
+           for n in gm.graph.nodes):
+        return flat
+    return path
+
+
+def _graph_spec(sub: fx.GraphModule, call: fx.Node, name: str) -> SlotSpec:
+    ins = [a for a in call.args if isinstance(a, fx.Node)]
+    spec = spec_from_module(sub, node_shape(ins[0]) if ins else None, node_shape(call), name=name)
+    mods = [sub.get_submodule(n.target) for n in sub.graph.nodes if n.op == "call_module"]
+    first = mods[0] if mods else None
+    if first is not None:  # the first layer's geometry (a conv-bn-act slot is that conv's slot)
+        spec = spec_from_module(first, spec.in_shape, spec.out_shape, name=name).with_(original=sub)
+        if spec.out_shape and len(spec.out_shape) > 1:  # what the whole subgraph produces
+            spec.out_channels = spec.out_shape[-1 if isinstance(first, nn.Linear) else 1]
+    elif (w := _functional_weight(sub)) is not None and w.dim() > 2:  # F.convNd: geometry from the weight
+        call_fn = next(n for n in sub.graph.nodes if n.op == "call_function" and n.target in _CONVS)
+        groups = int(call_fn.kwargs.get("groups", call_fn.args[6] if len(call_fn.args) > 6 else 1))
+        stride = call_fn.kwargs.get("stride", call_fn.args[3] if len(call_fn.args) > 3 else 1)
+        spec = spec.with_(in_channels=int(w.shape[1]) * groups, out_channels=int(w.shape[0]),
+                          kernel_size=int(w.shape[2]), groups=groups,
+                          stride=int(stride[0] if isinstance(stride, (tuple, list)) else stride))
+    return spec.with_(inputs=tuple(a.name for a in ins))
+
+
+_CONVS = {F.conv1d, F.conv2d, F.conv3d}
+
+
+def _functional_weight(sub: fx.GraphModule) -> torch.Tensor | None:
+    """The weight a functional-call subgraph reads (its first get_attr), if any."""
+    attr = next((n for n in sub.graph.nodes if n.op == "get_attr"), None)
+    if attr is None or not any(u.op == "call_function" and u.target in _CONVS for u in attr.users):
+        return None
+    return sub.get_parameter(attr.target) if isinstance(attr.target, str) else None
+
+
+def _rewrite_subgraphs(gm: fx.GraphModule, pat: GraphPattern, allow_empty: bool) -> list[str]:
+    """Fuse each match of a graph pattern into one GraphModule and put a Slot over it."""
+    found: list[str] = []
+    for nodes in pat.find(gm):
+        name = _slot_name(gm, nodes, pat.name)
+        outs = tuple(n.name for n in nodes[-1:])
+        sub, call = fuse(gm, nodes, name)
+        sub.train(gm.training)  # a new GraphModule starts in training mode; the slot follows the model
+        path = _module_path(gm, nodes, name)
+        spec = _graph_spec(sub, call, path).with_(outputs=outs)
+        if path != name:  # the match is all of one module (an attention block): the slot takes its place
+            delattr(gm, name)
+            call.target = path
+        replace_submodule(gm, path, Slot(spec))
+        found.append(path)
+    if not found and not allow_empty:
+        raise PatternError(f"pattern {pat.name!r} matched no subgraph in this model ({pat.doc}); "
+                           f"try a module pattern (conv, linear, ...) or another graph pattern")
+    gm.graph.lint()
     gm.recompile()
     return found

@@ -72,7 +72,7 @@ def test_torchvision_block_pattern() -> None:
 @pytest.mark.parametrize("args, code, needle", [
     (["missing_model.py"], 1, "model file 'missing_model.py' does not exist"),
     ([TINY, "-p", "conv7x7"], 1, "unknown pattern 'conv7x7'"),
-    ([TINY, "-p", "conv7x7"], 1, "Valid patterns: conv, conv1d, conv3x3"),
+    ([TINY, "-p", "conv7x7"], 1, "Valid patterns: attention, conv, conv1d, conv3x3"),
     ([TINY, "-p", "pwconv", "-c", "ORIG", "-s", "1,3,8,8"], 0, "space size"),
     ([TINY, "-c", "MB3E3,XYZ"], 1, "unknown candidate 'XYZ'"),
     ([TINY, "-c", "MB3E3,XYZ"], 1, "Valid candidates:"),

@@ -19,7 +19,8 @@ TINY = fxnas.__file__.replace("__init__.py", "examples/tiny_net.py")
 def matches(pattern, model=None, shape=(1, 3, 32, 32)) -> list[str]:
     model = model if model is not None else load_model(TINY)
     pat = resolve_pattern(pattern)
-    gm = fxnas.trace(model, torch.randn(shape), leaf_modules=pat.leaf_types)
+    gm = fxnas.trace(model, torch.randn(shape), leaf_modules=pat.leaf_types, leaf_predicate=pat.keeps_whole,
+                     selects=pat.selects)
     return [n.target for n in gm.graph.nodes if pat.matches(gm, n)]
 
 
@@ -65,7 +66,7 @@ def test_block_patterns_keep_blocks_as_leaves() -> None:
 
 
 def test_errors() -> None:
-    with pytest.raises(PatternError, match="unknown pattern 'conv4x4'.*Valid patterns: conv, conv1d, conv3x3"):
+    with pytest.raises(PatternError, match="unknown pattern 'conv4x4'.*Valid patterns: attention, conv, conv1d"):
         resolve_pattern("conv4x4")
     with pytest.raises(PatternError, match="pattern must be a name"):
         resolve_pattern(3)

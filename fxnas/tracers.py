@@ -1,0 +1,107 @@
+"""Tracers: how ``trace(..., tracer=...)`` turns a model into an fx graph. ``fx`` is torch.fx with fxnas's
+leaf rules; ``hf`` is Hugging Face's own fx tracer (``transformers.utils.fx``) for ``PreTrainedModel``s, chosen
+automatically for them when transformers ships it; a callable ``fn(model, request) -> GraphModule`` is a user's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch.fx as fx
+from torch import nn
+
+from .errors import TraceError
+from .leaves import LeafRule, Selects
+from .registry import Registry
+
+TRACERS = Registry("tracer")
+
+
+@dataclass
+class TraceRequest:
+    """What a tracer is asked for: the leaves to keep, concrete args, stack traces, the example inputs."""
+
+    example_inputs: tuple[Any, ...]
+    leaf_types: tuple[type, ...] = ()
+    leaf_predicate: Callable[[nn.Module, str], bool] | None = None
+    concrete_args: dict[str, Any] | None = None
+    stack_traces: bool = False
+    leaf_rules: Sequence[LeafRule] = field(default_factory=tuple)
+    selects: Selects | None = None
+
+
+Tracer = Callable[[nn.Module, TraceRequest], fx.GraphModule]
+
+
+@TRACERS.register("fx")
+def fx_tracer(model: nn.Module, req: TraceRequest) -> fx.GraphModule:
+    """torch.fx's symbolic tracing with fxnas's leaf rules (the default)."""
+    from .graph import symbolic_trace
+
+    return symbolic_trace(model, req.leaf_types, req.leaf_predicate, req.concrete_args, req.stack_traces,
+                          req.leaf_rules, req.selects)
+
+
+def hf_fx_module() -> Any | None:
+    """``transformers.utils.fx`` when the installed transformers ships it (it was removed in transformers 5)."""
+    try:
+        from transformers.utils import fx as hf_fx
+    except ImportError:
+        return None
+    return hf_fx
+
+
+def is_pretrained_model(model: nn.Module) -> bool:
+    """True for a Hugging Face ``PreTrainedModel`` (without importing transformers when it is not loaded)."""
+    return any(c.__module__.startswith("transformers.") and c.__name__ == "PreTrainedModel"
+               for c in type(model).__mro__)
+
+
+@TRACERS.register("hf")
+def hf_tracer(model: nn.Module, req: TraceRequest) -> fx.GraphModule:
+    """Hugging Face's HFTracer (``transformers.utils.fx.symbolic_trace``), inputs named after the examples."""
+    hf_fx = hf_fx_module()
+    if hf_fx is None:
+        import transformers
+
+        raise TraceError(
+            f"tracer='hf' needs transformers.utils.fx, which transformers {transformers.__version__} does not "
+            f"ship (removed in 5.0); install transformers<5 for Hugging Face's fx tracer, or trace with "
+            f"tracer='fx' and concrete_args for the forward flags")
+    names = list(req.concrete_args or {})
+    inputs = [n for n in ("input_ids", "attention_mask", "token_type_ids", "pixel_values", "input_values",
+                          "input_features", "inputs_embeds", "decoder_input_ids")
+              if n not in names][:len(req.example_inputs)]
+    try:
+        return hf_fx.symbolic_trace(model, input_names=inputs)
+    except Exception as exc:  # HF raises many types; all mean "cannot trace"
+        raise TraceError(f"Hugging Face's tracer failed on {type(model).__name__} with inputs {inputs}: "
+                         f"{type(exc).__name__}: {exc}") from exc
+
+
+def resolve_tracer(tracer: str | Tracer | None, model: nn.Module) -> Tracer:
+    """A tracer by name or callable; None picks ``hf`` for a PreTrainedModel when available, else ``fx``."""
+    if tracer is None:
+        return TRACERS.get("hf" if is_pretrained_model(model) and hf_fx_module() is not None else "fx")
+    if isinstance(tracer, str):
+        if tracer not in TRACERS:
+            raise TraceError(f"unknown tracer {tracer!r}; valid tracers: {', '.join(TRACERS.names())}, "
+                             f"or a callable fn(model, TraceRequest) -> GraphModule")
+        return TRACERS.get(tracer)
+    if callable(tracer):
+        return tracer
+    raise TraceError(f"tracer must be a name ({', '.join(TRACERS.names())}) or a callable, got {type(tracer).__name__}")
+
+
+def check_traced(gm: Any, tracer: Any) -> fx.GraphModule:
+    """A tracer must return a GraphModule; say which one did not."""
+    if not isinstance(gm, fx.GraphModule):
+        raise TraceError(f"tracer {getattr(tracer, '__name__', tracer)!r} returned {type(gm).__name__}, "
+                         f"not a torch.fx.GraphModule")
+    return gm
+
+
+__all__ = ["TRACERS", "TraceRequest", "Tracer", "check_traced", "fx_tracer", "hf_tracer", "is_pretrained_model",
+           "resolve_tracer"]
