@@ -402,6 +402,9 @@ class Experiment:
             with preserved_rng():
                 recalibrate_bn(net, self.data.train, steps, self.device)
         torch.save(net, self.path("subnet.pt"))
+        # the weights alone as well: fxnas export/profile/report rebuild the subnet from config.yaml and
+        # arch_best.yaml and load these with weights_only=True, never unpickling subnet.pt
+        torch.save(net.state_dict(), self.path("subnet_state.pt"))
         out["subnet"] = str(self.out_dir / "subnet.pt")
         if self.export.get("test", True) and self.data is not None and self.data.test is not None \
                 and self.trainer is not None:

@@ -1,7 +1,8 @@
 """An experiment's output folder: its files, written atomically, and its checkpoint, read without unpickling.
 
 ``<out_root>/<name>/`` holds ``log.txt``, ``history.jsonl``, ``arch_best.yaml``, ``alphas.jsonl``,
-``config.yaml``, ``checkpoint.pt`` (+ ``checkpoint.json``) and the exported subnet. Whole files are written
+``config.yaml``, ``checkpoint.pt`` (+ ``checkpoint.json``) and the exported subnet (``subnet.pt``, its
+weights alone in ``subnet_state.pt``). Whole files are written
 to a temporary name and renamed, so a killed run never leaves half a file; append-only logs are cut back to
 the checkpoint on resume. A checkpoint holds tensors and plain data only and is read with
 ``torch.load(weights_only=True)``: a crafted file cannot run code.
@@ -25,7 +26,7 @@ from .errors import ConfigError
 from .rng import jsonable
 
 OUTPUTS = ("log.txt", "history.jsonl", "alphas.jsonl", "arch_best.yaml", "checkpoint.pt", "checkpoint.json",
-           "config.yaml", "subnet.pt", "subnet.onnx", "pareto.json", "pareto.png")
+           "config.yaml", "subnet.pt", "subnet_state.pt", "subnet.onnx", "pareto.json", "pareto.png")
 
 
 class CheckpointError(ConfigError):
