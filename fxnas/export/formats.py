@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from pathlib import Path
@@ -71,14 +72,19 @@ class ExportFormat(ABC):
 
 @EXPORT_FORMATS.register("pt2")
 class TorchExport(ExportFormat):
-    """A ``torch.export`` program (``.pt2``): ``torch.export.load(path).module()(x)``."""
+    """A ``torch.export`` program (``.pt2``, any batch size): ``torch.export.load(path).module()(x)``."""
 
     suffix = ".pt2"
 
     def write(self, module: nn.Module, example: torch.Tensor, path: Path) -> list[Path]:
         """``torch.export.export`` then ``torch.export.save``."""
+        if path.suffix != self.suffix:  # torch.export.load reads only files named *.pt2
+            raise FxnasError(f"a torch.export program must be written to a .pt2 file, not {str(path)!r}")
+        # a dynamic batch dimension (traced at batch 2: torch.export specialises a size of 1)
+        batch = torch.export.Dim("batch", min=1, max=1 << 16)
+        traced_on = example.expand(2, *example.shape[1:]).contiguous() if example.shape[0] == 1 else example
         try:
-            program = torch.export.export(module, (example,))
+            program = torch.export.export(module, (traced_on,), dynamic_shapes=({0: batch},))
         except Exception as exc:
             raise FxnasError(f"torch.export failed: {type(exc).__name__}: {' '.join(str(exc).split())[:200]}") \
                 from exc
@@ -98,7 +104,8 @@ class TorchScript(ExportFormat):
 
     def write(self, module: nn.Module, example: torch.Tensor, path: Path) -> list[Path]:
         """``torch.jit.trace`` (the subnet has no data-dependent control flow: it was traced by fx) then save."""
-        with torch.no_grad():
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # TorchScript's deprecation notice: the format is what was asked for
             traced = torch.jit.trace(module, (example,), check_trace=False)
         torch.jit.save(traced, str(path))
         return [path]
