@@ -382,6 +382,7 @@ class Experiment:
         if self.model is not None and self.export.get("materialize", True):
             summary.update(self.export_best())
         self.log(f"best arch: {self.best.arch}")
+        self.folder.write_json("summary.json", summary)  # written last: its presence marks a finished run
         return summary
 
     def export_best(self) -> dict[str, Any]:

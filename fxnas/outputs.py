@@ -26,7 +26,8 @@ from .errors import ConfigError
 from .rng import jsonable
 
 OUTPUTS = ("log.txt", "history.jsonl", "alphas.jsonl", "arch_best.yaml", "checkpoint.pt", "checkpoint.json",
-           "config.yaml", "subnet.pt", "subnet_state.pt", "subnet.onnx", "pareto.json", "pareto.png")
+           "config.yaml", "subnet.pt", "subnet_state.pt", "subnet.onnx", "pareto.json", "pareto.png",
+           "summary.json")
 
 
 class CheckpointError(ConfigError):

@@ -18,6 +18,7 @@ COMMANDS: list[tuple[str, str]] = [
     ("pipeline_cmd", "pipeline"),
     ("export_cmd", "export"),
     ("list_cmd", "list_components"),
+    ("report_cmd", "report"),
 ]
 
 
