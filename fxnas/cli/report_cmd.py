@@ -24,8 +24,9 @@ def report(folder: str, out: str | None, watch: float | None, no_profile: bool) 
     from ..report.page import write_report
 
     while True:
+        done = watch is None or read_run(folder, profile=False).finished  # read first: the last page shows it
         path = write_report(folder, out, profile=not no_profile)
         click.echo(f"report written to {path}")
-        if watch is None or read_run(folder, profile=False).finished:
+        if done:
             return
         time.sleep(watch)
