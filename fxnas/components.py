@@ -12,6 +12,7 @@ from . import (  # noqa: F401  (fill the registries)
     candidates,
     elastic,
     estim,
+    export,
     hardware,
     mixed,
     optim,
@@ -27,6 +28,7 @@ from .costs import COSTS
 from .elastic.rules import CHANNEL_RULES
 from .estim.base import ESTIMATORS
 from .estim.table import BENCHMARKS
+from .export.formats import EXPORT_FORMATS
 from .hardware.loss import HW_CRITERIA
 from .leaves import LEAF_RULES
 from .mixed.base import MIXED_OPS
@@ -48,7 +50,7 @@ from .tune.target import TUNE_TARGETS
 REGISTRIES: dict[str, Registry] = {r.kind: r for r in (
     PATTERNS, CANDIDATES, MIXED_OPS, SPACES, DERIVE_RULES, OPTIMIZERS, ESTIMATORS, BENCHMARKS, TRAINERS, CRITERIA,
     DATASETS, CHANNEL_RULES, COST_RULES, RUNTIMES, PREDICTORS, HW_CRITERIA, TUNE_TARGETS,
-    PIPELINE_STEPS, COSTS, LEAF_RULES, TRACERS)}
+    PIPELINE_STEPS, COSTS, LEAF_RULES, TRACERS, EXPORT_FORMATS)}
 
 
 def registries() -> dict[str, Registry]:

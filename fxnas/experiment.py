@@ -397,6 +397,7 @@ class Experiment:
         if self.model is not None and self.export.get("materialize", True):
             summary.update(self.export_best())
         self.log(f"best arch: {self.best.arch}")
+        self.folder.write_json("summary.json", summary)  # written last: its presence marks a finished run
         return summary
 
     def export_best(self) -> dict[str, Any]:
@@ -417,6 +418,9 @@ class Experiment:
             with preserved_rng():
                 recalibrate_bn(net, self.data.train, steps, self.device)
         torch.save(net, self.path("subnet.pt"))
+        # the weights alone as well: fxnas export/profile/report rebuild the subnet from config.yaml and
+        # arch_best.yaml and load these with weights_only=True, never unpickling subnet.pt
+        torch.save(net.state_dict(), self.path("subnet_state.pt"))
         out["subnet"] = str(self.out_dir / "subnet.pt")
         if self.export.get("test", True) and self.data is not None and self.data.test is not None \
                 and self.trainer is not None:

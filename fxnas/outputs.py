@@ -1,7 +1,8 @@
 """An experiment's output folder: its files, written atomically, and its checkpoint, read without unpickling.
 
 ``<out_root>/<name>/`` holds ``log.txt``, ``history.jsonl``, ``arch_best.yaml``, ``alphas.jsonl``,
-``config.yaml``, ``checkpoint.pt`` (+ ``checkpoint.json``), the exported subnet and, for searches evaluated on
+``config.yaml``, ``checkpoint.pt`` (+ ``checkpoint.json``), the exported subnet (``subnet.pt``, its weights
+alone in ``subnet_state.pt``), ``summary.json`` (written last: the run finished) and, for searches evaluated on
 workers, ``evaluations.jsonl`` (the journal of finished evaluations, fxnas.async_loop). Whole files are written
 to a temporary name and renamed, so a killed run never leaves half a file; append-only logs are cut back to
 the checkpoint on resume. A checkpoint holds tensors and plain data only and is read with
@@ -26,7 +27,8 @@ from .errors import ConfigError
 from .rng import jsonable
 
 OUTPUTS = ("log.txt", "history.jsonl", "evaluations.jsonl", "alphas.jsonl", "arch_best.yaml", "checkpoint.pt",
-           "checkpoint.json", "config.yaml", "subnet.pt", "subnet.onnx", "pareto.json", "pareto.png")
+           "checkpoint.json", "config.yaml", "subnet.pt", "subnet_state.pt", "subnet.onnx", "pareto.json",
+           "pareto.png", "summary.json")
 
 
 class CheckpointError(ConfigError):

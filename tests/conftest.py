@@ -67,3 +67,41 @@ def rand_bn():
 @pytest.fixture(autouse=True)
 def _seed() -> None:
     torch.manual_seed(0)
+
+
+# two short finished searches on tiny_net / digits, shared by the export, profile and report tests
+_RUN_BASE: dict[str, Any] = {
+    "seed": 0, "threads": 1,
+    "model": {"type": "tiny_net", "width": 8},
+    "construct": {"pattern": "conv3x3", "candidates": ["NC3", "DW3", "IDT"]},
+    "data": {"type": "digits", "size": 16, "channels": 3, "batch_size": 32, "eval_batch_size": 64},
+}
+FINISHED_RUNS: dict[str, dict[str, Any]] = {
+    # a gradient method (alphas.jsonl: the BinaryGate alphas per epoch)
+    "grad": {**_RUN_BASE, "construct": {**_RUN_BASE["construct"], "mixed_op": "BinaryGate"},
+             "trainer": {"type": "Classification", "lr": 0.1, "max_steps_per_epoch": 4},
+             "optim": {"type": "BinaryGate", "lr": 0.05},
+             "estim": [{"type": "Default", "epochs": 1}, {"type": "SuperNet", "epochs": 3}],
+             "export": {"onnx": False, "bn_recalibrate": 2}},
+    # a two-objective discrete search (pareto.json)
+    "pareto": {**_RUN_BASE, "objectives": ["max:acc", "min:params"], "optim": {"type": "Random"},
+               "trainer": {"type": "Classification", "lr": 0.1, "epochs": 1, "max_steps_per_epoch": 2},
+               "estim": [{"type": "SubNet", "budget": 5, "costs": ["params", "macs"]}],
+               "export": {"onnx": False}},
+}
+
+
+@pytest.fixture(scope="session")
+def finished_runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    """{"grad": folder, "pareto": folder}: the outputs of the two FINISHED_RUNS searches (run once per session)."""
+    from fxnas.config import build_experiment, load_config
+    from fxnas.console import make_console
+
+    root = tmp_path_factory.mktemp("runs")
+    out = {}
+    for name, cfg in FINISHED_RUNS.items():
+        exp = build_experiment(load_config(cfg, name=name, out_root=str(root)),
+                               console=make_console(stderr=True, quiet=True), progress=False)
+        exp.run()
+        out[name] = root / name
+    return out

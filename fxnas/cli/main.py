@@ -16,6 +16,9 @@ COMMANDS: list[tuple[str, str]] = [
     ("profile_cmd", "profile"),
     ("tune_cmd", "tune"),
     ("pipeline_cmd", "pipeline"),
+    ("export_cmd", "export"),
+    ("list_cmd", "list_components"),
+    ("report_cmd", "report"),
 ]
 
 

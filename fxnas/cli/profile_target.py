@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
 from torch import nn
 
 from ..errors import ConfigError
@@ -26,8 +25,9 @@ class Target:
 
 def load_target(target: str, arch: str | None, input_shape: tuple[int, ...] | None,
                 model_args: dict[str, Any], weights: str | None) -> Target:
-    """Resolve ``target``: an experiment folder (its ``subnet.pt``), a space file (with ``arch``: the arch's
-    materialised subnet) or a model source (``model.py[:entry]``, ``torchvision:NAME``)."""
+    """Resolve ``target``: an experiment folder (its best subnet, see ``subnet_from_run``), a space file
+    (with ``arch``: the arch's materialised subnet) or a model source (``model.py[:entry]``,
+    ``torchvision:NAME``)."""
     p = Path(target)
     if arch is not None and not (p.is_file() and p.suffix in (".yaml", ".yml")):
         raise ConfigError(f"--arch goes with a space file (space.yaml written by fxnas searchify --out); "
@@ -43,21 +43,11 @@ def load_target(target: str, arch: str | None, input_shape: tuple[int, ...] | No
 
 
 def _experiment(folder: Path, input_shape: tuple[int, ...] | None) -> Target:
-    sub = folder / "subnet.pt"
-    if not sub.is_file():
-        raise ConfigError(f"experiment folder {str(folder)!r} has no subnet.pt; a finished fxnas search writes it "
-                          f"(export.materialize: true, the default)")
-    try:
-        module = torch.load(sub, weights_only=False, map_location="cpu")
-    except Exception as exc:  # a pickle from another fxnas/torch version
-        raise ConfigError(f"cannot load {str(sub)!r}: {type(exc).__name__}: {exc}") from None
-    if not isinstance(module, nn.Module):
-        raise ConfigError(f"{str(sub)!r} holds a {type(module).__name__}, not a module")
-    shape = input_shape or _onnx_shape(folder / "subnet.onnx") or _config_shape(folder / "config.yaml")
-    if shape is None:
-        raise ConfigError(f"cannot tell the input shape of {str(folder)!r} (no subnet.onnx, no data section in "
-                          f"config.yaml); pass --input-shape")
-    return Target(module.eval(), shape, str(folder))
+    """The search's best subnet, rebuilt from the folder's plain files (its weights read with weights_only)."""
+    from ..export.run import subnet_from_run
+
+    run = subnet_from_run(folder)
+    return Target(run.module, input_shape or run.input_shape, str(folder))
 
 
 def _onnx_shape(path: Path) -> tuple[int, ...] | None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import torch
-import yaml
 from click.testing import CliRunner
 
 import fxnas
@@ -41,7 +40,7 @@ def test_model_table_per_layer_latency_and_onnx(tmp_path: Path) -> None:
     assert out.is_file() and (tmp_path / "latency.sqlite").is_file()
 
 
-def test_space_file_with_arch_and_experiment_folder(tmp_path: Path) -> None:
+def test_space_file_with_arch_and_experiment_folder(tmp_path: Path, finished_runs) -> None:
     space = tmp_path / "space.yaml"
     r = run("searchify", TINY, "-c", "NC3,DW3,IDT", "-s", "1,3,16,16", "-o", str(space))
     assert r.exit_code == 0, r.output
@@ -52,10 +51,9 @@ def test_space_file_with_arch_and_experiment_folder(tmp_path: Path) -> None:
     r = run("profile", str(space), "--arch", str(write_arch(arch, tmp_path / "arch.yaml")), "--no-latency")
     assert r.exit_code == 0, r.output
     assert f"{want['params']:,}" in r.output and "on 1x3x16x16" in r.output and "latency" not in r.output
-    folder = tmp_path / "exp"
-    folder.mkdir()
-    torch.save(sub, folder / "subnet.pt")
-    (folder / "config.yaml").write_text(yaml.safe_dump({"data": {"type": "digits", "size": 16, "channels": 3}}))
+    # an experiment folder: the subnet rebuilt from config.yaml + arch_best.yaml + subnet_state.pt
+    folder = finished_runs["pareto"]
+    want = fxnas.profile(torch.load(folder / "subnet.pt", weights_only=False).eval(), torch.randn(1, 3, 16, 16))
     r = run("profile", str(folder), "--no-latency")
     assert r.exit_code == 0, r.output
     assert f"{want['params']:,}" in r.output and "on 1x3x16x16" in r.output
@@ -66,7 +64,7 @@ def test_errors_are_one_line(tmp_path: Path) -> None:
     run("searchify", TINY, "-c", "NC3,IDT", "-s", "1,3,16,16", "-o", str(space))
     cases = [
         ((str(space), "--no-latency"), "--arch arch.yaml"),
-        ((str(tmp_path), "--no-latency"), "has no subnet.pt"),
+        ((str(tmp_path), "--no-latency"), "no config.yaml"),
         ((TINY, "--arch", "a.yaml"), "--arch goes with a space file"),
         ((TINY, "-s", "1,3,32,32", "-r", "onnxrt"), "unknown runtime 'onnxrt'"),
         ((TINY, "-s", "1,3,32,32", "--provider", "NoSuchExecutionProvider"), "no execution provider"),
