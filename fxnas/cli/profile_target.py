@@ -43,6 +43,8 @@ def load_target(target: str, arch: str | None, input_shape: tuple[int, ...] | No
 
 
 def _experiment(folder: Path, input_shape: tuple[int, ...] | None) -> Target:
+    """The subnet of a finished search folder. ``subnet.pt`` is a whole pickled module that ``fxnas search``
+    wrote for the user (unpickling runs code): only the user's own experiment folders are read this way."""
     sub = folder / "subnet.pt"
     if not sub.is_file():
         raise ConfigError(f"experiment folder {str(folder)!r} has no subnet.pt; a finished fxnas search writes it "
