@@ -169,3 +169,29 @@ def test_materialised_subnets_export_to_onnx(tmp_path_factory, data: st.DataObje
 @given(st.data(), searchified())
 def test_materialised_subnets_export_to_onnx_slow(tmp_path_factory, data: st.DataObject, case: tuple) -> None:
     _onnx_property(data, case, tmp_path_factory.mktemp("onnx"))
+
+
+def _searchified_elastic_property(data: st.DataObject, case: tuple) -> None:
+    """elasticize on a searchify supernet: one space holding both kinds of params; every sampled arch still
+    materialises to the supernet (the candidates became elastic too)."""
+    spec, model, pattern, cands = case
+    x = spec.example()
+    net = randomize_bn(build_supernet(model, pattern, cands, x, seed=0), 1).eval()
+    opts = data.draw(elastic_options(net, x), label="elasticize options")
+    enet = elasticize(net, x, **opts).eval()
+    assert set(net.space) <= set(enet.space)
+    for seed in data.draw(st.lists(st.integers(0, 2**16), min_size=1, max_size=3), label="arch seeds"):
+        check_arch(enet, x, enet.space.sample(seed))
+
+
+@examples("ci", scale=0.5)
+@given(st.data(), searchified())
+def test_elasticized_supernet_archs_materialise_to_it(data: st.DataObject, case: tuple) -> None:
+    _searchified_elastic_property(data, case)
+
+
+@pytest.mark.slow
+@examples("slow", scale=0.5)
+@given(st.data(), searchified())
+def test_elasticized_supernet_archs_materialise_to_it_slow(data: st.DataObject, case: tuple) -> None:
+    _searchified_elastic_property(data, case)
