@@ -1,7 +1,9 @@
 """Random small CNNs for the property tests, written as plain ``nn.Module`` code (no fxnas inside).
 
-A model is described by a :class:`NetSpec` (plain data, so hypothesis can shrink it and a failure prints a
-readable repro) and built by :func:`build`; every block is an ordinary module whose ``forward`` uses the
+Blocks: conv-bn-relu, residual add, concat, split/chunk, grouped (dilated) conv, depthwise + pointwise,
+squeeze-excite mul, max/avg pooling; then global pooling, flatten and one or two linears. A model is
+described by a :class:`NetSpec` (plain data, so hypothesis can shrink it and a failure prints a readable
+repro) and built by :func:`build`; every block is an ordinary module whose ``forward`` uses the
 torch op it is about (``+``, ``torch.cat``, ``torch.split``/``chunk``, ``*``, pooling, ``flatten``).
 """
 
@@ -28,7 +30,8 @@ class Block:
     cout: int = 0
     k: int = 3
     stride: int = 1
-    extra: int = 0  # concat: channels of the second branch; split: channels of the first part; SE: reduction
+    extra: int = 0  # concat: channels of the second branch; split: channels of the first part; SE: hidden
+    # channels; grouped: dilation
 
 
 @dataclass(frozen=True)
@@ -137,6 +140,11 @@ class Net(nn.Module):
                 c = b.cout + b.extra
             elif b.kind == "split":
                 layers.append(Split(d, c, b.extra, b.k))
+            elif b.kind == "grouped":  # a grouped conv (groups 2), dilated when extra > 1
+                layers.append(nn.Sequential(
+                    CONV[d](c, b.cout, b.k, 1, (b.k // 2) * max(b.extra, 1), dilation=max(b.extra, 1), groups=2,
+                            bias=False), BN[d](b.cout), nn.ReLU()))
+                c = b.cout
             elif b.kind == "depthwise":
                 layers.append(Depthwise(d, c, b.cout, b.k, b.stride))
                 c = b.cout
@@ -172,6 +180,8 @@ def blocks(draw: st.DrawFn, dim: int, cin: int, size: int) -> tuple[Block, ...]:
         kinds = ["conv", "residual", "concat", "split", "depthwise", "se"] + (["max", "avg"] if size >= 4 else [])
         if c < 2:
             kinds.remove("split")
+        if c % 2 == 0:
+            kinds.append("grouped")
         kind = draw(st.sampled_from(kinds))
         k = draw(st.sampled_from((1, 3, 5))) if kind in ("conv", "depthwise") else draw(st.sampled_from((3, 5)))
         stride = draw(st.sampled_from((1, 2))) if kind in ("conv", "concat", "depthwise") and size >= 4 else 1
@@ -181,6 +191,9 @@ def blocks(draw: st.DrawFn, dim: int, cin: int, size: int) -> tuple[Block, ...]:
         elif kind == "concat":
             b = Block(kind, draw(st.sampled_from(WIDTHS)), k, stride, draw(st.sampled_from(WIDTHS)))
             c = b.cout + b.extra
+        elif kind == "grouped":
+            b = Block(kind, draw(st.sampled_from(WIDTHS)), k, 1, draw(st.sampled_from((1, 2))))
+            c = b.cout
         elif kind == "split":
             b = Block(kind, c, k, 1, draw(st.sampled_from([c // 2] + [n for n in (2, 4) if n < c])))
         elif kind == "se":
