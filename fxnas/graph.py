@@ -91,11 +91,15 @@ def symbolic_trace(
         path = tracer.failed_path or tracer.current_path
         where = path or "<root>"
         mod = model.get_submodule(path) if path else model
+        if path:
+            fix = (f"mark that module as a leaf (trace(..., leaf_modules=[{type(mod).__name__}])), or pass "
+                   f"concrete_args for arguments that steer control flow.")
+        else:  # the root itself branches on data: a leaf root would leave nothing to search
+            fix = ("pass concrete_args for the arguments that steer control flow (trace(..., concrete_args="
+                   "{name: value})), or move the data-dependent code into a submodule and mark that a leaf.")
         raise TraceError(
             f"cannot trace {type(model).__name__}: in module {where!r} ({type(mod).__name__}) at "
-            f"{_user_frame(exc)}: {type(exc).__name__}: {exc}. Fix: mark that module as a leaf "
-            f"(trace(..., leaf_modules=[{type(mod).__name__}])), or pass concrete_args for "
-            f"arguments that steer control flow."
+            f"{_user_frame(exc)}: {type(exc).__name__}: {exc}. Fix: {fix}"
         ) from exc
     if concrete_args:
         _default_concrete(graph, concrete_args)
