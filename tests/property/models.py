@@ -31,7 +31,7 @@ class Block:
     k: int = 3
     stride: int = 1
     extra: int = 0  # concat: channels of the second branch; split: channels of the first part; SE: hidden
-    # channels; grouped: dilation
+    # channels; grouped: dilation; residual: blocks in the stage
 
 
 @dataclass(frozen=True)
@@ -133,8 +133,8 @@ class Net(nn.Module):
             if b.kind == "conv":
                 layers.append(conv_bn_relu(d, c, b.cout, b.k, b.stride))
                 c = b.cout
-            elif b.kind == "residual":
-                layers.append(Residual(d, c, b.k))
+            elif b.kind == "residual":  # a stage of ``extra`` residual blocks (what elastic depth shortens)
+                layers.extend(Residual(d, c, b.k) for _ in range(max(b.extra, 1)))
             elif b.kind == "concat":
                 layers.append(Concat(d, c, b.cout, b.extra, b.k, b.stride))
                 c = b.cout + b.extra
@@ -196,6 +196,8 @@ def blocks(draw: st.DrawFn, dim: int, cin: int, size: int) -> tuple[Block, ...]:
             c = b.cout
         elif kind == "split":
             b = Block(kind, c, k, 1, draw(st.sampled_from([c // 2] + [n for n in (2, 4) if n < c])))
+        elif kind == "residual":
+            b = Block(kind, c, k, 1, draw(st.integers(1, 3)))
         elif kind == "se":
             b = Block(kind, c, 1, 1, draw(st.sampled_from((2, 4))))
         else:
