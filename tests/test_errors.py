@@ -10,9 +10,11 @@ from pathlib import Path
 import pytest
 import torch
 import yaml
+from click.testing import CliRunner
 
 import fxnas
 from fxnas.arch import read_arch
+from fxnas.cli.main import main
 from fxnas.config import build_experiment, load_config
 from fxnas.errors import ConfigError, ModelError, missing_file
 from fxnas.modelfile import load_model
@@ -100,3 +102,16 @@ def test_arch_file_errors_name_the_file(tmp_path) -> None:
     (tmp_path / "range.yaml").write_text("p: 9\n")
     with pytest.raises(ConfigError, match=r"range\.yaml': 9 is outside \[0\.0, 1\.0\] for 'p'$"):
         read_arch(tmp_path / "range.yaml", net.space)
+
+
+def test_searchify_bad_weights_and_outputs_are_one_line_errors(tmp_path: Path) -> None:
+    junk = tmp_path / "w.pth"
+    junk.write_text("not a checkpoint")  # torch.load of text once raised KeyError: 101
+    afile = tmp_path / "afile"
+    afile.write_text("x")
+    for args, needle in (([TINY, "-w", str(junk)], "is not a torch weights file"),
+                         ([TINY, "-o", str(afile / "s.yaml")], f"'{afile}' is a file")):
+        r = CliRunner().invoke(main, ["searchify", *args])
+        assert r.exit_code == 1 and "Traceback" not in r.output, r.output
+        errors = [ln for ln in r.output.splitlines() if ln.startswith("Error")]
+        assert len(errors) == 1 and needle in errors[0], r.output
