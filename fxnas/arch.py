@@ -8,9 +8,11 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
+import yaml
+
+from .errors import ConfigError, missing_file
 from .space import SearchSpace
-from .yamlio import load_yaml
+from .yamlio import load_yaml, yaml_error
 
 
 def to_plain(value: Any) -> Any:
@@ -44,19 +46,26 @@ def read_arch(path: str | os.PathLike, space: SearchSpace | None = None) -> dict
     """Read an arch file (YAML or JSON; a top-level ``arch:`` key is unwrapped), validated against ``space``."""
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"arch file {str(path)!r} does not exist")
+        raise missing_file("arch file", path)
     text = path.read_text()
     try:
         if path.suffix.lower() == ".json":
             data = json.loads(text)
         else:
             data = load_yaml(text)
-    except Exception as exc:
-        raise ConfigError(f"arch file {str(path)!r} is not valid {path.suffix or 'YAML'}: {exc}") from exc
+    except yaml.YAMLError as exc:
+        raise yaml_error(f"arch file {str(path)!r}", text, exc) from None
+    except ValueError as exc:  # json.JSONDecodeError: one line with its position
+        raise ConfigError(f"arch file {str(path)!r} is not valid {path.suffix}: {exc}") from None
     if isinstance(data, Mapping) and set(data) >= {"arch"} and isinstance(data["arch"], Mapping):
         data = data["arch"]  # results and history entries wrap the arch
     if not isinstance(data, Mapping):
         raise ConfigError(f"arch file {str(path)!r} must hold a mapping of param name to value, "
                           f"got {type(data).__name__}")
     arch = {str(k): v for k, v in data.items()}
-    return space.validate(arch) if space is not None else arch
+    if space is None:
+        return arch
+    try:
+        return space.validate(arch)
+    except ConfigError as exc:
+        raise ConfigError(f"arch file {str(path)!r}: {exc}") from None

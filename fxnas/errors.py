@@ -40,3 +40,13 @@ class ModelError(ConfigError):
 
 class DivergedError(FxnasError):
     """Training diverged: too many steps in a row had a non-finite loss or gradient."""
+
+
+def missing_file(what: str, path: object, error: type[FxnasError] = ConfigError) -> FxnasError:
+    """The error for a file that is not there: ``what 'path' does not exist``, plus the absolute path looked
+    at when ``path`` is relative (it resolved against the working directory, which the user may not expect)."""
+    import os
+
+    shown = os.fspath(path)  # type: ignore[call-overload]
+    where = "" if os.path.isabs(shown) else f" (looked at {os.path.abspath(shown)})"
+    return error(f"{what} {shown!r} does not exist{where}")

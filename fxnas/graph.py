@@ -103,7 +103,7 @@ def symbolic_trace(
         mod = model.get_submodule(path) if path else model
         raise TraceError(
             f"cannot trace {type(model).__name__}: in module {where!r} ({type(mod).__name__}) at "
-            f"{_user_frame(exc)}: {type(exc).__name__}: {exc}. {trace_fixes(model, mod)}"
+            f"{_user_frame(exc)}: {type(exc).__name__}: {exc}. {trace_fixes(model, mod, root=not path)}"
         ) from exc
     if concrete_args:
         _default_concrete(graph, concrete_args)
@@ -111,11 +111,15 @@ def symbolic_trace(
     return fx.GraphModule(tracer.root, graph, name)
 
 
-def trace_fixes(model: nn.Module, failed: nn.Module) -> str:
-    """What a user can do about a failed trace, most specific first."""
-    fixes = [f"mark that module as a leaf (trace(..., leaf_modules=[{type(failed).__name__}]) or a rule in "
-             f"fxnas.leaves.LEAF_RULES)",
-             "pass concrete_args={name: value} for forward arguments that steer control flow"]
+def trace_fixes(model: nn.Module, failed: nn.Module, root: bool = False) -> str:
+    """What a user can do about a failed trace, most specific first. When the root itself branches on data,
+    making it a leaf would leave nothing to search: move that code into a submodule instead."""
+    leaf = (f"mark that module as a leaf (trace(..., leaf_modules=[{type(failed).__name__}]) or a rule in "
+            f"fxnas.leaves.LEAF_RULES)") if not root else (
+        "move the data-dependent code into a submodule and mark that a leaf")
+    fixes = [leaf, "pass concrete_args={name: value} for forward arguments that steer control flow"]
+    if root:
+        fixes.reverse()
     from .tracers import hf_fx_module, is_pretrained_model
 
     if is_pretrained_model(model) and hf_fx_module() is not None:

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .errors import ModelError
+from .errors import ModelError, missing_file
 from .yamlio import load_yaml
 
 TORCHVISION_PREFIX = "torchvision:"
@@ -199,7 +199,7 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     """A state dict from a local file, unwrapping ``state_dict``/``model`` keys and ``module.`` prefixes."""
     path = str(path)
     if not os.path.isfile(path):
-        raise ModelError(f"weights file {path!r} does not exist")
+        raise missing_file("weights file", path, ModelError)
     try:
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # a text file, a truncated download, a pickle holding code...

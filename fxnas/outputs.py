@@ -147,9 +147,9 @@ class ExperimentFolder:
                                   f"code when loaded, so it is refused ({first[:160]}); fxnas checkpoints never "
                                   f"hold them: delete it or start again with --overwrite") from None
         except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError, OSError) as exc:
+            first = str(exc).splitlines()[0].split(". ")[0][:160] if str(exc) else ""  # torch's first sentence
             raise CheckpointError(f"{where} is truncated or not an fxnas checkpoint ({type(exc).__name__}: "
-                                  f"{str(exc).splitlines()[0][:160] if str(exc) else ''}); start again with "
-                                  f"--overwrite") from None
+                                  f"{first}); start again with --overwrite") from None
         if not isinstance(state, dict) or "version" not in state:
             raise CheckpointError(f"{where} is not an fxnas checkpoint (no version); start again with --overwrite")
         return state

@@ -15,7 +15,7 @@ import torch.fx as fx
 from torch import nn
 
 from .api import build_supernet
-from .errors import ConfigError, FxnasError
+from .errors import ConfigError, FxnasError, missing_file
 from .modelfile import ModelSource, load_weights, portable_path
 from .passes.construct import candidate_names
 from .passes.patterns import PATTERNS, Pattern
@@ -182,7 +182,7 @@ def read_space(path: str | os.PathLike) -> tuple[SpaceRecipe, dict[str, Any]]:
 
     path = Path(path)
     if not path.is_file():
-        raise ConfigError(f"space file {str(path)!r} does not exist")
+        raise missing_file("space file", path)
     try:
         data = load_yaml(path.read_text())
     except yaml.YAMLError as exc:

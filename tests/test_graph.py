@@ -145,3 +145,26 @@ def test_tuple_inputs() -> None:
     torch.testing.assert_close(gm(a, b), torch.cat([a, b], 1) * 2)
     out = next(n for n in gm.graph.nodes if n.op == "output").args[0]
     assert node_shape(out) == (1, 5)
+
+
+class RootBranch(nn.Module):
+    """The root itself branches on data: marking it a leaf would leave nothing to trace."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(4, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.sum() > 0:
+            return self.lin(x)
+        return x
+
+
+def test_control_flow_in_the_root_is_not_told_to_make_the_root_a_leaf() -> None:
+    with pytest.raises(fxnas.TraceError) as ei:
+        fxnas.trace(RootBranch(), torch.randn(2, 4))
+    msg = str(ei.value)
+    assert "in module '<root>' (RootBranch)" in msg and "if x.sum() > 0" in msg
+    assert "leaf_modules=[RootBranch]" not in msg
+    assert "concrete_args" in msg and "move the data-dependent code into a submodule" in msg
+    assert "\n" not in msg

@@ -13,7 +13,7 @@ import yaml
 
 from ..errors import ConfigError
 from ..userobj import import_modules
-from ..yamlio import load_yaml
+from ..yamlio import load_yaml, yaml_error
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 
@@ -35,18 +35,6 @@ def resolve_config(ref: str | Path) -> Path:
     hint = f"; did you mean {', '.join(close)}?" if close else ""
     raise ConfigError(f"config {str(ref)!r} is neither a file nor a packaged config (no file at {p.resolve()}){hint} "
                       f"Packaged configs: {', '.join(packaged_configs())}")
-
-
-def yaml_error(where: str, text: str, exc: yaml.YAMLError) -> ConfigError:
-    """A one-line ConfigError naming the line, the column, the problem and the offending line."""
-    mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
-    problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-    if mark is None:
-        return ConfigError(f"{where} is not valid YAML: {problem}")
-    lines = text.splitlines()
-    line = lines[mark.line].strip() if 0 <= mark.line < len(lines) else ""
-    return ConfigError(f"{where} is not valid YAML: line {mark.line + 1}, column {mark.column + 1}: {problem} "
-                       f"(the line reads: {line!r})")
 
 
 def read_yaml_file(path: Path) -> Any:

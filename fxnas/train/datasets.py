@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, Dataset, Subset, TensorDataset
 
-from ..errors import ConfigError
+from ..errors import ConfigError, missing_file
 from ..options import FilePath
 from ..registry import Registry
 from ..userobj import resolve_callable
@@ -111,8 +111,13 @@ def tensors(path: FilePath, batch_size: int = 64, valid_fraction: float = 0.2, t
     outputs per sample) or ``auto`` (by y's dtype). ``normalize`` standardises X per feature by train stats.
     """
     if not os.path.exists(path):
-        raise ConfigError(f"tensors file {path!r} does not exist")
-    obj = torch.load(path, map_location="cpu", weights_only=True)
+        raise missing_file("tensors file", path)
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # a text file, a truncated file, a pickle holding code...
+        raise ConfigError(f"tensors file {path!r} is not a torch file of tensors (torch.load(weights_only=True) "
+                          f"failed: {type(exc).__name__}); save one with torch.save({{'X': X, 'y': y}}, path)"
+                          ) from None
     if isinstance(obj, dict):
         if "X" not in obj or "y" not in obj:
             raise ConfigError(f"{path}: the dict needs keys 'X' and 'y', has {sorted(obj)}")
