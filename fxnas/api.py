@@ -29,13 +29,19 @@ def searchify(
     leaf_modules: Sequence[type] = (),
     mixed_op_args: Mapping[str, Any] | None = None,
     check: bool = True,
+    concrete_args: Mapping[str, Any] | None = None,
+    tracer: str | None = None,
 ) -> fx.GraphModule:
-    """Turn an unmodified model into a supernet: every ``pattern`` match becomes a mixed op over ``candidates``."""
+    """Turn an unmodified model into a supernet: every ``pattern`` match becomes a mixed op over ``candidates``.
+
+    ``leaf_modules``, ``concrete_args`` (values for forward arguments that steer control flow) and ``tracer``
+    go to ``fxnas.trace``."""
     if example_inputs is None:
         raise ValueError("searchify needs example_inputs (e.g. torch.randn(1, 3, 32, 32)) to read slot shapes")
     pat = resolve_pattern(pattern)
     gm = trace(model, example_inputs, leaf_modules=tuple(leaf_modules) + tuple(pat.leaf_types),
-               leaf_predicate=pat.keeps_whole, selects=pat.selects)
+               leaf_predicate=pat.keeps_whole, selects=pat.selects,
+               concrete_args=dict(concrete_args) if concrete_args else None, tracer=tracer)
     rewrite(gm, pat)
     space = construct(gm, candidates, mixed_op=mixed_op, param_name=param_name, check=check,
                       mixed_op_args=mixed_op_args)
@@ -53,7 +59,8 @@ SHARING: dict[str, Callable[[SlotSpec], str] | None] = {
 def build_supernet(model: nn.Module, pattern: PatternLike, candidates: CandidatesLike, example_inputs: Any,
                    mixed_op: str = "Index", mixed_op_args: Mapping[str, Any] | None = None, share: str = "none",
                    check: bool = True, seed: int | None = None,
-                   leaf_modules: Sequence[type] = ()) -> fx.GraphModule:
+                   leaf_modules: Sequence[type] = (), concrete_args: Mapping[str, Any] | None = None,
+                   tracer: str | None = None) -> fx.GraphModule:
     """searchify with the conventions every fxnas command shares: traced in eval mode (a trace must not
     update BatchNorm statistics, and batch-1 inputs are fine), the model's mode restored, candidate weights
     initialised under ``seed`` when given, params shared by ``share`` (see SHARING)."""
@@ -66,7 +73,7 @@ def build_supernet(model: nn.Module, pattern: PatternLike, candidates: Candidate
     try:
         net = searchify(model, pattern=pattern, candidates=candidates, example_inputs=example_inputs,
                         mixed_op=mixed_op, param_name=SHARING[share], leaf_modules=leaf_modules,
-                        mixed_op_args=mixed_op_args, check=check)
+                        mixed_op_args=mixed_op_args, check=check, concrete_args=concrete_args, tracer=tracer)
     finally:
         model.train(was)
     net.train(was)

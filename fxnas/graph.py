@@ -118,6 +118,8 @@ def trace_fixes(model: nn.Module, failed: nn.Module, root: bool = False) -> str:
             f"fxnas.leaves.LEAF_RULES)") if not root else (
         "move the data-dependent code into a submodule and mark that a leaf")
     fixes = [leaf, "pass concrete_args={name: value} for forward arguments that steer control flow"]
+    flags = ("--leaf FILE.py:CLASS", "--concrete NAME=VALUE")
+    fixes = [f"{f} (fxnas searchify: {flag})" for f, flag in zip(fixes, flags)]
     if root:
         fixes.reverse()
     from .tracers import hf_fx_module, is_pretrained_model

@@ -60,6 +60,16 @@ def candidates_to_data(candidates: Any) -> list[str] | dict[str, list[str]]:
                       f"slot → names), not a Python callable")
 
 
+def _joined(path: str, base: str | os.PathLike) -> str:
+    return path if os.path.isabs(path) else os.path.normpath(os.path.join(base, path))
+
+
+def _ref_path(ref: str, base: str | os.PathLike | None, fix: Any) -> str:
+    """``file.py:Name`` with its file path passed through ``fix(path, base)``; other refs as they are."""
+    mod, sep, name = ref.rpartition(":")
+    return f"{fix(mod, base)}:{name}" if sep and mod.endswith(".py") and base is not None else ref
+
+
 @dataclass
 class SpaceRecipe:
     """Everything needed to rebuild a supernet with a fixed seed: searchify(model, pattern, candidates, ...),
@@ -75,6 +85,8 @@ class SpaceRecipe:
     weights: str | None = None
     seed: int = 0
     elastic: dict[str, Any] | None = None
+    leaf_modules: list[str] = field(default_factory=list)
+    concrete_args: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         from .elastic.config import validate_elastic
@@ -90,6 +102,19 @@ class SpaceRecipe:
             validate_elastic(self.elastic)  # a bad section fails now, not on reload
             self.elastic = dict(self.elastic)
         self.input_shape = tuple(int(d) for d in self.input_shape)
+        self.leaf_modules = [str(r) for r in self.leaf_modules]
+        self.concrete_args = dict(self.concrete_args)
+        self.leaf_types()  # an unknown class fails now, not on reload
+
+    def leaf_types(self) -> tuple[type, ...]:
+        """The classes ``leaf_modules`` names (``torch.nn:LSTM``, ``model.py:Block``)."""
+        from .userobj import load_object
+
+        types = tuple(load_object(r) for r in self.leaf_modules)
+        bad = [r for r, t in zip(self.leaf_modules, types) if not (isinstance(t, type) and issubclass(t, nn.Module))]
+        if bad:
+            raise ConfigError(f"leaf module {bad[0]!r} is not an nn.Module class")
+        return types
 
     def example_inputs(self) -> torch.Tensor:
         """Random inputs of ``input_shape`` from a private generator (the global RNG is untouched)."""
@@ -115,7 +140,8 @@ class SpaceRecipe:
 
         if self.pattern is not None:
             net = build_supernet(model, self.pattern, record, self.example_inputs(), self.mixed_op,
-                                 self.mixed_op_args or None, seed=self.seed)
+                                 self.mixed_op_args or None, seed=self.seed, leaf_modules=self.leaf_types(),
+                                 concrete_args=self.concrete_args or None)
         else:
             net = model
         if self.elastic is not None:
@@ -131,7 +157,9 @@ class SpaceRecipe:
             weights = portable_path(weights, relative_to)
         return {"model": self.source.to_dict(relative_to), "weights": weights, "input_shape": list(self.input_shape),
                 "pattern": self.pattern, "candidates": self.candidates, "mixed_op": self.mixed_op,
-                "mixed_op_args": dict(self.mixed_op_args), "seed": self.seed, "elastic": self.elastic}
+                "mixed_op_args": dict(self.mixed_op_args), "seed": self.seed, "elastic": self.elastic,
+                "leaf_modules": [_ref_path(r, relative_to, portable_path) for r in self.leaf_modules],
+                "concrete_args": dict(self.concrete_args)}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], relative_to: str | os.PathLike | None = None) -> SpaceRecipe:
@@ -146,7 +174,9 @@ class SpaceRecipe:
             weights = os.path.normpath(os.path.join(relative_to, weights))
         return cls(ModelSource.from_dict(d["model"], relative_to), tuple(d["input_shape"]), d.get("pattern"),
                    d.get("candidates"), d.get("mixed_op", "Index"), dict(d.get("mixed_op_args") or {}), weights,
-                   int(d.get("seed", 0)), d.get("elastic"))
+                   int(d.get("seed", 0)), d.get("elastic"),
+                   [_ref_path(r, relative_to, _joined) for r in d.get("leaf_modules") or []],
+                   dict(d.get("concrete_args") or {}))
 
 
 def describe_slots(specs: Mapping[str, SlotSpec], net: fx.GraphModule) -> dict[str, dict[str, Any]]:

@@ -88,11 +88,18 @@ def elastic_table(net: Any) -> Any:
 @click.option("--elastic", "-e", "elastic_args", multiple=True, metavar="KEY=VALUE",
               help="Make the model elastic too (repeatable; keys of a config's elastic section, YAML values), "
                    "e.g. -e 'width=[0.5,1.0]' -e 'depth=[0,1]'.")
+@click.option("--leaf", "leaves", multiple=True, metavar="FILE.py:CLASS|MODULE:CLASS",
+              help="Trace this module class as one opaque call (repeatable), e.g. for code with data-dependent "
+                   "control flow: --leaf model.py:Router or --leaf torch.nn:LSTM.")
+@click.option("--concrete", "concrete", multiple=True, metavar="ARG=VALUE",
+              help="A fixed value for a forward argument that steers control flow (repeatable, YAML value), "
+                   "e.g. --concrete use_aux=false.")
 @click.option("--out", "-o", type=click.Path(dir_okay=False), default=None,
               help="Write a space file (YAML) from which the same supernet is re-created.")
 def searchify(imports: tuple[str, ...], model: str, pattern: str | None, candidates: str | None,
               input_shape: tuple[int, ...], weights: str | None, model_args: tuple[str, ...], mixed_op: str,
-              seed: int, elastic_args: tuple[str, ...], out: str | None) -> None:
+              seed: int, elastic_args: tuple[str, ...], leaves: tuple[str, ...], concrete: tuple[str, ...],
+              out: str | None) -> None:
     """Find the slots PATTERN matches in MODEL (model.py, model.py:build or torchvision:resnet18).
 
     With --elastic, the model's width, kernel or depth become elastic too (alone: without --pattern, no
@@ -106,7 +113,8 @@ def searchify(imports: tuple[str, ...], model: str, pattern: str | None, candida
     if pattern is None and (elastic is None or candidates is not None):
         pattern = "conv3x3"
     recipe = SpaceRecipe(source, input_shape, pattern, candidates or "ORIG", mixed_op, weights=weights, seed=seed,
-                         elastic=elastic)
+                         elastic=elastic, leaf_modules=list(leaves),
+                         concrete_args=parse_kwargs(concrete, what="--concrete"))
     t0 = time.perf_counter()
     net, specs = recipe.build()
     secs = time.perf_counter() - t0

@@ -120,3 +120,54 @@ def test_elastic_space_file(tmp_path: Path) -> None:
     assert set(load_supernet(out).space.describe()) == set(data["params"])
     bad = run("searchify", TINY, "-e", "width")
     assert bad.exit_code != 0 and "--elastic 'width' is not KEY=VALUE" in bad.output
+
+
+CONTROL_FLOW = '''
+import torch
+from torch import nn
+
+
+class Router(nn.Module):
+    def __init__(self, c):
+        super().__init__()
+        self.a, self.b = nn.Conv2d(c, c, 1), nn.Conv2d(c, c, 1)
+
+    def forward(self, x):
+        return self.a(x) if x.mean() > 0 else self.b(x)
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.c1, self.router = nn.Conv2d(3, 8, 3, padding=1), Router(8)
+        self.c2, self.aux = nn.Conv2d(8, 8, 3, padding=1), nn.Conv2d(8, 8, 3, padding=1)
+
+    def forward(self, x, use_aux=True):
+        x = self.router(self.c1(x))
+        if use_aux:
+            x = x + self.aux(x)
+        return self.c2(x).mean((2, 3))
+'''
+
+
+def test_leaf_and_concrete_args_make_control_flow_traceable(tmp_path: Path) -> None:
+    """Data-dependent control flow: the error names both flags; --leaf and --concrete trace it, and the space
+    file records them so that the supernet is re-created the same way."""
+    (tmp_path / "net.py").write_text(CONTROL_FLOW)
+    model = f"{tmp_path / 'net.py'}:Net"
+    failed = run("searchify", model, "-s", "1,3,8,8")
+    assert failed.exit_code != 0 and "--leaf FILE.py:CLASS" in failed.output and "Router" in failed.output
+    out = tmp_path / "space.yaml"
+    r = run("searchify", model, "-s", "1,3,8,8", "--leaf", f"{tmp_path / 'net.py'}:Router",
+            "--concrete", "use_aux=false", "-c", "ORIG,DW3", "--out", str(out))
+    assert r.exit_code == 0, r.output
+    assert "c1" in r.output and "c2" in r.output and "aux" not in r.output  # use_aux=false: aux is not called
+    recipe, data = read_space(out)
+    assert data["leaf_modules"] == ["net.py:Router"] and data["concrete_args"] == {"use_aux": False}
+    net = load_supernet(out)
+    assert set(net.space.describe()) == {"c1", "c2"}
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 8, 8)
+    torch.testing.assert_close(net.eval()(x), load_supernet(out).eval()(x))
+    bad = run("searchify", model, "-s", "1,3,8,8", "--leaf", "torch.nn.functional:relu")
+    assert bad.exit_code != 0 and "is not an nn.Module class" in bad.output
