@@ -174,3 +174,20 @@ def test_unfed_flags_fold_and_math_attention_is_the_last_resort(tmp_path: Path, 
     assert "aten::scaled_dot_product_attention" in res.fallbacks[0]
     with pytest.raises(fxnas.FxnasError, match="has no default"):
         onnx_export.fold_unfed_inputs(torch.fx.symbolic_trace(nn.Bilinear(2, 2, 2)), 1)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["fcn_resnet50", "deeplabv3_mobilenet_v3_large", "lraspp_mobilenet_v3_large"])
+def test_torchvision_segmentation_dict_outputs(name: str, tmp_path: Path) -> None:
+    """Regression: torchvision's segmentation models return {"out": ..., "aux": ...}; the check walks them."""
+    import torchvision
+
+    torch.manual_seed(0)
+    kw = {"aux_loss": True} if not name.startswith("lraspp") else {}
+    m = randomize_bn(torchvision.models.get_model(name, weights=None, weights_backbone=None, num_classes=3,
+                                                  **kw)).eval()
+    x = torch.randn(1, 3, 64, 64)
+    res = onnx_export.export(m, x, tmp_path / f"{name}.onnx")
+    with torch.no_grad():
+        want = m(x)
+    assert len(run_onnx(res.path, x)) == len(want) and res.max_error <= res.tolerance
