@@ -63,24 +63,25 @@ def _params() -> list:
 
 def build(name: str) -> tuple[nn.Module, torch.Tensor]:
     """The model with random weights and BN statistics, and an input it accepts (64 px where it can)."""
-    torch.manual_seed(0)
-    try:  # ViT-style models size their position embeddings at build time
-        model = timm.create_model(name, pretrained=False, num_classes=10, img_size=IMG_SIZE_KW)
-    except TypeError:
-        model = timm.create_model(name, pretrained=False, num_classes=10)
-    model = randomize_bn(model).eval()
-    with torch.no_grad():  # zero-initialised heads / layer scales would make every output 0
-        for m in model.modules():
-            if isinstance(m, (nn.Linear, nn.Conv2d)) and not m.weight.any():
-                m.weight.normal_(0, 0.05)
-    for size in (SIZE, *model.pretrained_cfg.get("input_size", (3, 224, 224))[1:2]):
-        x = torch.randn(1, 3, size, size)
+    for kw in ({"img_size": IMG_SIZE_KW}, {}):  # ViT-style models size their position embeddings at build time
+        torch.manual_seed(0)
         try:
-            with torch.no_grad():
-                model(x)
-            return model, x
-        except Exception:
+            model = timm.create_model(name, pretrained=False, num_classes=10, **kw)
+        except TypeError:
             continue
+        model = randomize_bn(model).eval()
+        with torch.no_grad():  # zero-initialised heads / layer scales would make every output 0
+            for m in model.modules():
+                if isinstance(m, (nn.Linear, nn.Conv2d)) and not m.weight.any():
+                    m.weight.normal_(0, 0.05)
+        for size in (SIZE, *model.pretrained_cfg.get("input_size", (3, 224, 224))[1:2]):
+            x = torch.randn(1, 3, size, size)
+            try:
+                with torch.no_grad():
+                    model(x)
+                return model, x
+            except Exception:
+                continue
     raise RuntimeError(f"{name} runs neither at {SIZE} px nor at its default size")
 
 
