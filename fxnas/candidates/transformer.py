@@ -115,6 +115,7 @@ def resize_mlp(module: nn.Module, hidden: int) -> nn.Module:
 
 @CANDIDATES.register_family(r"MLP(\d+)", "MLP4")
 def _mlp(r: str):
+    """MLP{r}: an MLP slot's hidden width set to r x its input width, the original weights sliced or padded."""
     ratio = _positive(f"MLP{r}", r, 1, 16)
 
     def build(spec: SlotSpec) -> nn.Module:
@@ -149,6 +150,7 @@ class LowRankLinear(nn.Sequential):
 
 @CANDIDATES.register_family(r"LR(\d+)", "LR25")
 def _low_rank(p: str):
+    """LR{p}: a linear factorised to rank p% of min(in, out), from the truncated SVD of its weight."""
     pct = _positive(f"LR{p}", p, 1, 100)
 
     def build(spec: SlotSpec) -> nn.Module:
@@ -191,6 +193,7 @@ def qkv_attention(module: nn.Module | None) -> tuple[nn.Linear, nn.Linear, int] 
 
 @CANDIDATES.register_family(r"HEADS(\d+)", "HEADS2")
 def _heads(h: str):
+    """HEADS{h}: fused-qkv self-attention keeping h of its heads (the largest projections), head size kept."""
     want = _positive(f"HEADS{h}", h)
 
     def build(spec: SlotSpec) -> nn.Module:
