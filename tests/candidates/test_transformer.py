@@ -117,3 +117,12 @@ def test_vit_supernet_over_mlps_heads_and_linears_materialises_and_exports(tmp_p
         torch.testing.assert_close(sub(x), net(x), rtol=1e-5, atol=1e-5)
         assert not torch.allclose(sub(x), want, atol=1e-3)  # a real change of the network
     assert fxnas.profilers.onnx_export.export(sub, x, tmp_path / "vit.onnx").max_error < 1e-4  # ONNX ≈ torch
+
+
+def test_identity_on_a_token_linear_acts_on_the_last_dim() -> None:
+    """Regression: IDT on a ViT linear ((N, tokens, C) input) was a Conv1d over the token axis."""
+    x = torch.randn(2, 17, 32)
+    proj = build_candidate("IDT", spec_of(nn.Linear(32, 96), (2, 17, 32), (2, 17, 96)))
+    assert isinstance(proj, nn.Linear) and proj(x).shape == (2, 17, 96)
+    same = build_candidate("IDT", spec_of(nn.Linear(32, 32), (2, 17, 32), (2, 17, 32)))
+    assert isinstance(same, nn.Identity)
