@@ -74,6 +74,9 @@ def build(name: str) -> tuple[nn.Module, torch.Tensor]:
             for m in model.modules():
                 if isinstance(m, (nn.Linear, nn.Conv2d)) and not m.weight.any():
                     m.weight.normal_(0, 0.05)
+            head = model.get_classifier()  # timm heads start tiny (std 1e-3 and less): outputs far from 0
+            if isinstance(head, nn.Linear):
+                head.weight.normal_(0, 0.2)
         for size in (SIZE, *model.pretrained_cfg.get("input_size", (3, 224, 224))[1:2]):
             x = torch.randn(1, 3, size, size)
             try:
