@@ -206,13 +206,12 @@ def _heads(h: str):
         if want > heads:
             raise ShapeError(f"candidate HEADS{h}: slot {spec.name!r} has {heads} heads; use HEADS1..HEADS{heads}")
         d = proj.in_features // heads
+        if not math.isclose(getattr(spec.original, "scale", d ** -0.5), d ** -0.5):  # timm's Attention has .scale
+            raise ShapeError(f"candidate HEADS{h}: slot {spec.name!r} scales attention by other than head_dim^-0.5")
         score = proj.weight.detach().reshape(proj.out_features, heads, d).norm(dim=(0, 2))
         keep = score.topk(want).indices.sort().values
         cols = (keep[:, None] * d + torch.arange(d)).reshape(-1)  # the columns of the kept heads
         rows = torch.cat([cols + i * proj.in_features for i in range(3)])  # their q, k and v rows
-        attn = HeadAttention(_sub_linear(qkv, rows=rows), _sub_linear(proj, cols=cols), want, d)
-        if not math.isclose(getattr(spec.original, "scale", d ** -0.5), d ** -0.5):
-            raise ShapeError(f"candidate HEADS{h}: slot {spec.name!r} scales attention by other than head_dim^-0.5")
-        return attn
+        return HeadAttention(_sub_linear(qkv, rows=rows), _sub_linear(proj, cols=cols), want, d)
 
     return build
