@@ -49,7 +49,45 @@ class Host1d(nn.Module):
         return self.slot(torch.relu(self.stem(x))).mean(-1)
 
 
-HOSTS = {"2d": (Host2d, (2, 3, 8, 8), "conv3x3"), "1d": (Host1d, (2, 3, 16), "conv1d")}
+class TokenLinear(nn.Linear):
+    """The linear slot of the token hosts (a subclass, so a type pattern picks it and not the stem)."""
+
+
+class TokenAttention(nn.Module):
+    """Fused-qkv self-attention with 2 heads on (N, L, 8), laid out as timm's Attention."""
+
+    def __init__(self, dim: int = 8, num_heads: int = 2) -> None:
+        super().__init__()
+        self.num_heads, self.qkv, self.proj = num_heads, nn.Linear(dim, 3 * dim), nn.Linear(dim, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        b, n, c = x.shape
+        q, k, v = self.qkv(x).reshape(b, n, 3, self.num_heads, c // self.num_heads).permute(2, 0, 3, 1, 4).unbind(0)
+        return self.proj(torch.nn.functional.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b, n, c))
+
+
+class HostTokens(nn.Module):
+    """One linear slot (8 -> 8) on (N, L, C) tokens."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.stem = nn.Linear(3, 8)
+        self.slot = TokenLinear(8, 8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.slot(torch.relu(self.stem(x))).mean(1)
+
+
+class HostAttention(HostTokens):
+    """One attention slot on (N, L, C) tokens."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.slot = TokenAttention()
+
+
+HOSTS = {"2d": (Host2d, (2, 3, 8, 8), "conv3x3"), "1d": (Host1d, (2, 3, 16), "conv1d"),
+         "tokens": (HostTokens, (2, 5, 3), TokenLinear), "attention": (HostAttention, (2, 5, 3), TokenAttention)}
 
 
 class ElasticHost(nn.Module):
@@ -98,8 +136,8 @@ def _supernet(host: str, candidates: list[str], mixed_op: str = "Index",
 # --- candidates ---------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("name", CANDIDATES.names())
 def test_candidate_contract(name: str, tmp_path) -> None:
-    """Builds on a canonical 2-D or 1-D slot (or says why not with a ShapeError), passes the shape check,
-    materialises with no fxnas module left, computes what the supernet computes, and exports to ONNX."""
+    """Builds on a canonical 2-D, 1-D, token or attention slot (or says why not with a ShapeError), passes the
+    shape check, materialises with no fxnas module left, computes what the supernet computes, and exports to ONNX."""
     built = 0
     for host in HOSTS:
         try:
@@ -115,7 +153,7 @@ def test_candidate_contract(name: str, tmp_path) -> None:
         with torch.no_grad():
             torch.testing.assert_close(sub(x), sn(x), rtol=1e-5, atol=1e-6)
         fxnas.export_onnx(sub, x, tmp_path / f"{host}.onnx")
-    assert built, f"candidate {name} builds on neither a 2-D nor a 1-D conv slot"
+    assert built, f"candidate {name} builds on no host slot (2-D or 1-D conv, linear on tokens, attention)"
     COVERED["candidate"].add(name)
 
 

@@ -10,6 +10,7 @@ from . import (  # noqa: F401  (register the candidates)
     pools,
     sepconvs,
     shufflenet,
+    transformer,
 )
 from .registry import CANDIDATES, build_candidate
 

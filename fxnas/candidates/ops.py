@@ -77,10 +77,14 @@ def nil(spec: SlotSpec) -> nn.Module:
 
 @CANDIDATES.register("IDT")
 def identity(spec: SlotSpec) -> nn.Module:
-    """Identity when shapes allow, else a strided 1x1 projection (or a Linear for 2-D slots)."""
+    """Identity when shapes allow, else a strided 1x1 projection (or a Linear on the last dim for linear slots).
+
+    A linear slot (an ``nn.Linear`` of any input rank, or any 2-D slot) acts on the last dim, so its projection
+    is a Linear there too: a ViT's ``(N, tokens, C)`` input keeps its token axis.
+    """
     if spec.in_shape == spec.out_shape:
         return nn.Identity()
-    if spec.in_shape is not None and len(spec.in_shape) == 2:
+    if isinstance(spec.original, nn.Linear) or (spec.in_shape is not None and len(spec.in_shape) == 2):
         return nn.Linear(spec.in_channels, spec.out_channels, bias=False)
     cin, cout, s = require_conv_spec("IDT", spec, GENERIC_DIMS)
     return conv_bn(cin, cout, 1, s, act=None, dim=conv_dims(spec))
