@@ -5,6 +5,7 @@ automatically for them when transformers ships it; a callable ``fn(model, reques
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -70,10 +71,11 @@ def hf_tracer(model: nn.Module, req: TraceRequest) -> fx.GraphModule:
             f"tracer='hf' needs transformers.utils.fx, which transformers {transformers.__version__} does not "
             f"ship (removed in 5.0); install transformers<5 for Hugging Face's fx tracer, or trace with "
             f"tracer='fx' and concrete_args for the forward flags")
-    names = list(req.concrete_args or {})
-    inputs = [n for n in ("input_ids", "attention_mask", "token_type_ids", "pixel_values", "input_values",
-                          "input_features", "inputs_embeds", "decoder_input_ids")
-              if n not in names][:len(req.example_inputs)]
+    # the example inputs are positional: they name forward's leading parameters (input_ids, pixel_values...)
+    fixed = set(req.concrete_args or {})
+    params = [p.name for p in inspect.signature(model.forward).parameters.values()
+              if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name not in fixed]
+    inputs = params[:len(req.example_inputs)]
     try:
         return hf_fx.symbolic_trace(model, input_names=inputs)
     except Exception as exc:  # HF raises many types; all mean "cannot trace"

@@ -129,8 +129,6 @@ def test_elasticize_keeps_the_predictions_at_the_largest_setting(pretrained) -> 
         assert tuple(half.eval()(x).shape) == (2, 1000)
 
 
-@pytest.mark.xfail(strict=False, reason="needs structural patterns: Conv2dStaticSamePadding (a Conv2d subclass with "
-                                        "its own forward) kept as a trace leaf by the patterns of its base class")
 @pytest.mark.parametrize(("pattern", "count"), [("dwconv", 16), ("conv", 33)])
 def test_named_patterns_keep_the_predictions(pretrained, pattern: str, count: int) -> None:
     """The registered patterns (not a module type) find the subclass convs: 16 depthwise, 33 standard ones

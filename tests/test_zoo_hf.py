@@ -2,7 +2,9 @@
 ``linear`` pattern: trace ≡ eager, the pattern finds every nn.Linear the forward calls, all-ORIG ≡ model,
 a sampled subnet ≡ the supernet, ONNX ≡ torch.
 
-Plain ``torch.fx`` cannot trace transformers' argument handling; these turn green with Hugging Face's fx tracer.
+Plain ``torch.fx`` cannot trace transformers' argument handling; fxnas.trace picks Hugging Face's own fx tracer
+(transformers < 5) for a PreTrainedModel. BERT passes every stage; GPT-2 and ViT fail inside that tracer (strict
+xfails: a transformers that fixes them turns these red, to be promoted).
 """
 
 from __future__ import annotations
@@ -19,7 +21,10 @@ from fxnas.slot import SlotSpec
 
 transformers = pytest.importorskip("transformers")
 
-NEEDS_HF_TRACER = "needs the Hugging Face fx tracer (transformers.utils.fx) behind fxnas.trace"
+# Hugging Face's own fx tracer (transformers 4.57) traces BERT; GPT-2's mask builder vmaps over proxies and
+# ViT's output decorator pops from kwargs the tracer leaves None: both fail inside transformers
+HF_TRACER_FAILS = {"gpt2": "transformers' fx tracer: vmap over proxies in GPT-2's causal mask builder",
+                   "vit": "transformers' fx tracer: ViT's can_return_tuple pops from kwargs the tracer sets to None"}
 
 
 def bert() -> tuple[nn.Module, torch.Tensor]:
@@ -48,10 +53,17 @@ def candidates(spec: SlotSpec) -> list[str]:
 
 
 def first_tensor(out) -> torch.Tensor:
-    return out if isinstance(out, torch.Tensor) else out[0]
+    """The main output: the tensor itself, a ModelOutput's first field, or (the traced graph's) dict's first."""
+    if isinstance(out, torch.Tensor):
+        return out
+    if isinstance(out, dict):
+        return next(iter(out.values()))
+    return out[0]
 
 
-@pytest.fixture(scope="module", params=list(MODELS))
+@pytest.fixture(scope="module", params=[
+    pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=HF_TRACER_FAILS[name]))
+    if name in HF_TRACER_FAILS else name for name in MODELS])
 def case(request) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
     torch.manual_seed(0)
     model, x = MODELS[request.param]()
@@ -61,7 +73,6 @@ def case(request) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
     return model, x, y
 
 
-@pytest.mark.xfail(strict=False, reason=NEEDS_HF_TRACER)
 def test_trace_equals_eager(case) -> None:
     model, x, y = case
     gm = fxnas.trace(model, x)
@@ -69,7 +80,6 @@ def test_trace_equals_eager(case) -> None:
         assert_close(first_tensor(gm(x)), y)
 
 
-@pytest.mark.xfail(strict=False, reason=NEEDS_HF_TRACER)
 def test_linear_pattern_finds_every_called_linear(case) -> None:
     model, x, _ = case
     names = {id(m): n for n, m in model.named_modules()}
@@ -84,7 +94,6 @@ def test_linear_pattern_finds_every_called_linear(case) -> None:
     assert set(fxnas.rewrite(gm, "linear")) == called
 
 
-@pytest.mark.xfail(strict=False, reason=NEEDS_HF_TRACER)
 def test_all_orig_sampled_and_onnx(case, tmp_path: Path) -> None:
     model, x, y = case
     net = fxnas.searchify(model, "linear", candidates, example_inputs=x).eval()
