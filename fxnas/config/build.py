@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from rich.console import Console
     from torch import nn
 
+    from ..distributed import from_env
     from ..experiment import Experiment
     from ..space import SearchSpace
     from ..train.datasets import DataBundle
@@ -96,6 +97,7 @@ def build_experiment(cfg: Mapping[str, Any], console: Console | None = None,
     import torch
 
     from ..estim.base import ESTIMATORS
+    from ..distributed import from_env
     from ..experiment import Experiment
     from ..optim.base import OPTIMIZERS
     from ..rng import seed_everything, set_threads
@@ -109,6 +111,8 @@ def build_experiment(cfg: Mapping[str, Any], console: Console | None = None,
     device = cfg["device"]
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
+    distributed = from_env(cfg.get("distributed"), device)  # started by torchrun: join its process group
+    device = distributed.device(device)
     data = None if cfg["data"] is None else DATASETS.build(cfg["data"], where="data", inject={"seed": seed})
     model, space = build_model(cfg["model"], cfg["construct"], data, cfg.get("elastic"))
     trainer = TRAINERS.build(cfg["trainer"], where="trainer", inject={"device": device})
@@ -126,7 +130,7 @@ def build_experiment(cfg: Mapping[str, Any], console: Console | None = None,
     exp = Experiment(model, space, data, trainer, optimizer, estimators, name=cfg["name"],
                      out_root=cfg["out_root"], seed=seed, objectives=objectives, constraints=cfg["constraints"],
                      device=device, export=cfg["export"], parallel=cfg["parallel"], config=cfg, console=console,
-                     progress=cfg["progress"] if progress is None else progress)
+                     progress=cfg["progress"] if progress is None else progress, distributed=distributed)
     note = _epochs_note(cfg)
     if note:
         exp.display.print(note, style="yellow")
