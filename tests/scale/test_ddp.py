@@ -73,26 +73,37 @@ def test_two_rank_darts_ends_with_identical_alphas_and_one_run_folder(tmp_path):
     r0, r1 = ranks(tmp_path / "dump")
     assert (r0["rank"], r1["rank"], r0["world"]) == (0, 1, 2)
     assert_same(r0, r1)
-    # the arch steps moved the alphas off their initial (zero) values: the check above compares trained alphas
-    assert any(v.abs().max() > 1e-4 for v in r0["alphas"].values())
-    # each rank trained on its half of the train split, for the same number of steps
+    # the arch steps moved the alphas off their initial values: the check above compares trained alphas
+    assert any(v.abs().max() > 1e-3 for v in r0["alphas"].values())
+    # each rank holds its own half of the train split, and runs the same number of steps
+    assert len(r0["shard"]) == len(r1["shard"]) > 0 and not set(r0["shard"]) & set(r1["shard"])
     assert r0["steps"] == r1["steps"] == 3
     assert [p.name for p in out.iterdir()] == ["ddp"]
     folder = out / "ddp"
     lines = (folder / "history.jsonl").read_text().splitlines()
     assert len(lines) == len(r0["history"]) == 1  # written once, by rank 0
-    assert len((folder / "log.txt").read_text().splitlines()) == len(set((folder / "log.txt").read_text().splitlines()))
-    assert yaml.safe_load((folder / "arch_best.yaml").read_text())["arch"] == r0["best"]
     assert json.loads(lines[0])["arch"] == r0["best"]
+    assert yaml.safe_load((folder / "arch_best.yaml").read_text())["arch"] == r0["best"]
+    assert sum("stage 1/1" in line for line in (folder / "log.txt").read_text().splitlines()) == 1
     ck = torch.load(folder / "checkpoint.pt", weights_only=True)
     for name, v in r0["alphas"].items():
-        assert torch.equal(ck["space"][name] if name in ck["space"] else ck["optimizer"]["alphas"][name], v)
-    # resume: every rank loads rank 0's checkpoint and ends where the run ended
-    torchrun(tmp_path, darts_config(out), tmp_path / "dump2", "--resume")
-    s0, s1 = ranks(tmp_path / "dump2")
-    assert_same(s0, s1)
-    assert_same(r0, s0)
-    assert len((folder / "history.jsonl").read_text().splitlines()) == 1
+        assert torch.equal(ck["optimizer"]["alphas"][name], v)
+
+
+@pytest.mark.slow
+def test_two_rank_run_stopped_mid_epoch_resumes_to_the_uninterrupted_result(tmp_path):
+    cfg = {**darts_config(tmp_path / "full", epochs=2)}
+    cfg["estim"] = [{"type": "SuperNet", "bn_recalibrate": 2, "checkpoint_steps": 2}]
+    torchrun(tmp_path, cfg, tmp_path / "full_dump")
+    cfg["out_root"] = str(tmp_path / "cut")
+    torchrun(tmp_path, cfg, tmp_path / "none", "--stop-after", "1")  # after step 2 of epoch 1
+    assert not (tmp_path / "none").exists()
+    assert not (tmp_path / "cut" / "ddp" / "history.jsonl").exists()
+    torchrun(tmp_path, cfg, tmp_path / "cut_dump", "--resume")
+    full, cut = ranks(tmp_path / "full_dump"), ranks(tmp_path / "cut_dump")
+    assert_same(*cut)
+    assert_same(full[0], cut[0])
+    assert len((tmp_path / "cut" / "ddp" / "history.jsonl").read_text().splitlines()) == 2
 
 
 @pytest.mark.slow
