@@ -32,7 +32,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.distributed as dist
@@ -40,6 +40,11 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from .errors import ConfigError
+
+if TYPE_CHECKING:
+    from .optim.base import Optimizer
+    from .train.datasets import DataBundle
+    from .train.trainer import Trainer
 
 BACKENDS = ("gloo", "nccl")
 
@@ -136,6 +141,19 @@ class Distributed:
         sampler.shard(self.rank, self.world_size)
         return DataLoader(loader.dataset, batch_size=loader.batch_size, sampler=sampler, drop_last=loader.drop_last,
                           num_workers=loader.num_workers, collate_fn=loader.collate_fn)
+
+    def attach(self, data: DataBundle | None, trainer: Trainer | None, optimizer: Optimizer | None) -> None:
+        """Make an experiment's components data-parallel: shard the train data and the arch steps' held-out
+        batches, average the weights' and (gradient optimizers) the alphas' gradients over the ranks."""
+        from .optim.base import GradientOptimizer
+
+        if data is not None:
+            data.arch_valid = self.shard(data.arch_split(), shuffle=False)
+            data.train = self.shard(data.train)
+        if trainer is not None:
+            trainer.distributed = self
+        if isinstance(optimizer, GradientOptimizer):
+            optimizer.distributed = self
 
     def device(self, device: str) -> str:
         """``device`` for this rank: ``cuda`` becomes ``cuda:<local rank>`` (one GPU per process)."""

@@ -100,7 +100,10 @@ class Experiment:
             console, progress = Console(quiet=True), False
         self.display = Display(console, progress)
         if self.distributed.enabled:
-            self._data_parallel()
+            if self.parallel["backend"] != "local":
+                raise ConfigError(f"a data-parallel (torchrun) run evaluates with parallel.backend local, got "
+                                  f"{self.parallel['backend']!r}")
+            self.distributed.attach(data, trainer, optimizer)
         self.history: list[Result] = []
         self.best: Result | None = None
         self.stage = 0  # index of the estimator running now
@@ -108,23 +111,6 @@ class Experiment:
         self.trainer_stage = -1  # the stage the trainer was configured for
         self.alpha_lines = 0
         self.resumed = False
-
-    def _data_parallel(self) -> None:
-        """Shard the train data and the arch steps' held-out batches over the ranks; average the weights' and
-        the alphas' gradients (fxnas.distributed says how and why)."""
-        from .optim.base import GradientOptimizer
-
-        d = self.distributed
-        if self.parallel["backend"] != "local":
-            raise ConfigError(f"a data-parallel (torchrun) run evaluates with backend local, got parallel.backend "
-                              f"{self.parallel['backend']!r}")
-        if self.data is not None:
-            self.data.arch_valid = d.shard(self.data.arch_split(), shuffle=False)
-            self.data.train = d.shard(self.data.train)
-        if self.trainer is not None:
-            self.trainer.distributed = d
-        if isinstance(self.optimizer, GradientOptimizer):
-            self.optimizer.distributed = d
 
     # --- output -----------------------------------------------------------------------------------------
     def path(self, name: str) -> Path:

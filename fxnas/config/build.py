@@ -12,7 +12,6 @@ if TYPE_CHECKING:
     from rich.console import Console
     from torch import nn
 
-    from ..distributed import from_env
     from ..experiment import Experiment
     from ..space import SearchSpace
     from ..train.datasets import DataBundle
@@ -96,8 +95,8 @@ def build_experiment(cfg: Mapping[str, Any], console: Console | None = None,
     """Every component of a validated config, owned by a new Experiment (seeded before anything is built)."""
     import torch
 
-    from ..estim.base import ESTIMATORS
     from ..distributed import from_env
+    from ..estim.base import ESTIMATORS
     from ..experiment import Experiment
     from ..optim.base import OPTIMIZERS
     from ..rng import seed_everything, set_threads
