@@ -40,15 +40,19 @@ def darts_config(out_root: Path, epochs: int = 1, mixed_op: str = "SoftmaxSum", 
     }
 
 
-def torchrun(tmp: Path, cfg: dict, dump: Path, *extra: str, nproc: int = 2) -> None:
-    path = tmp / "cfg.yaml"
-    path.write_text(yaml.safe_dump(cfg))
+def torchrun(tmp: Path, cfg: dict | None, dump: Path, *extra: str, script: Path = WORKER) -> None:
+    """Run ``script`` (by default a search of ``cfg``) in 2 processes under torchrun, on loopback."""
+    args = [str(dump)]
+    if cfg is not None:
+        path = tmp / "cfg.yaml"
+        path.write_text(yaml.safe_dump(cfg))
+        args.insert(0, str(path))
     env = {**os.environ, "PYTHONPATH": f"{ROOT}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
            "OMP_NUM_THREADS": "1"}
     for k in ("WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT"):
         env.pop(k, None)
-    cmd = [sys.executable, "-m", "torch.distributed.run", f"--nproc_per_node={nproc}", "--master_addr=127.0.0.1",
-           f"--master_port={free_port()}", str(WORKER), str(path), str(dump), *extra]
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node=2", "--master_addr=127.0.0.1",
+           f"--master_port={free_port()}", str(script), *args, *extra]
     run = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300, cwd=tmp)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-5000:]
 
@@ -111,6 +115,20 @@ def test_two_rank_run_stopped_mid_epoch_resumes_to_the_uninterrupted_result(tmp_
 def test_two_rank_single_path_ops_sample_the_same_path(tmp_path, mixed_op, optim):
     torchrun(tmp_path, darts_config(tmp_path / "exp", epochs=2, mixed_op=mixed_op, optim=optim), tmp_path / "dump")
     assert_same(*ranks(tmp_path / "dump"))
+
+
+def test_sync_step_averages_like_ddp_and_skips_a_step_every_rank_when_one_is_not_finite(tmp_path):
+    torchrun(tmp_path, None, tmp_path, script=Path(__file__).with_name("ddp_sync.py"))
+    got = ranks(tmp_path)
+    for r in got:
+        assert r["ok"] is True
+        assert torch.equal(r["used"], torch.full((3,), 2.0))  # (4 + nothing) / 2: an unused path counts as zero
+        assert torch.equal(r["shared"], torch.full((3,), 1.5))
+        assert r["unused"] is None  # no rank computed it: SGD skips it, as in one process
+        assert torch.equal(r["buffer"], torch.full((2,), 5.0))
+        assert r["ok_nan"] is False and r["shared_nan"] is None
+        assert torch.equal(r["avg"][0], torch.tensor([0.5])) and torch.equal(r["avg"][1], torch.ones(2, 2))
+        assert r["obj"] == {"rank": 0}
 
 
 def test_sharded_sampler_splits_each_epoch_evenly_and_disjointly():
