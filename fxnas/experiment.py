@@ -150,9 +150,10 @@ class Experiment:
         result.info.setdefault("stage", self.stage)
         if self.distributed.enabled:  # every rank keeps rank 0's results, so all rank (and pick) alike
             arch, metrics, info = self.distributed.broadcast((result.arch, result.metrics, result.info))
-            result.arch, result.metrics = arch, metrics
-            result.info.clear()
-            result.info.update(info)
+            if not self.distributed.writer:  # in place: the optimizer steps on these very objects
+                result.arch, result.metrics = arch, metrics
+                result.info.clear()
+                result.info.update(info)
         bad = [k for k, v in result.metrics.items() if isinstance(v, float) and not math.isfinite(v)]
         if bad and not result.failed:
             result.info.update(failed=f"metric {bad[0]} is {result.metrics[bad[0]]}", rank=False)

@@ -61,14 +61,14 @@ def ranks(dump: Path, n: int = 2) -> list[dict]:
     return [torch.load(dump / f"rank{r}.pt", weights_only=False) for r in range(n)]
 
 
-def assert_same(a: dict, b: dict) -> None:
-    assert a["alphas"].keys() == b["alphas"].keys() and a["alphas"]
+def assert_same(a: dict, b: dict, alphas: bool = True) -> None:
+    assert a["alphas"].keys() == b["alphas"].keys() and (a["alphas"] or not alphas)
     for name in a["alphas"]:
         assert torch.equal(a["alphas"][name], b["alphas"][name]), name
     for name in a["weights"]:
         assert torch.equal(a["weights"][name], b["weights"][name]), name
     assert a["derived"] == b["derived"] and a["best"] == b["best"]
-    assert [h["metrics"] for h in a["history"]] == [h["metrics"] for h in b["history"]]
+    assert a["history"] == b["history"]  # rank 0's results, info and all, on every rank
 
 
 def test_two_rank_darts_ends_with_identical_alphas_and_one_run_folder(tmp_path):
@@ -87,6 +87,7 @@ def test_two_rank_darts_ends_with_identical_alphas_and_one_run_folder(tmp_path):
     lines = (folder / "history.jsonl").read_text().splitlines()
     assert len(lines) == len(r0["history"]) == 1  # written once, by rank 0
     assert json.loads(lines[0])["arch"] == r0["best"]
+    assert json.loads(lines[0])["info"] == r0["history"][0]["info"] and "epoch" in r0["history"][0]["info"]
     assert yaml.safe_load((folder / "arch_best.yaml").read_text())["arch"] == r0["best"]
     assert sum("stage 1/1" in line for line in (folder / "log.txt").read_text().splitlines()) == 1
     ck = torch.load(folder / "checkpoint.pt", weights_only=True)
@@ -115,6 +116,17 @@ def test_two_rank_run_stopped_mid_epoch_resumes_to_the_uninterrupted_result(tmp_
 def test_two_rank_single_path_ops_sample_the_same_path(tmp_path, mixed_op, optim):
     torchrun(tmp_path, darts_config(tmp_path / "exp", epochs=2, mixed_op=mixed_op, optim=optim), tmp_path / "dump")
     assert_same(*ranks(tmp_path / "dump"))
+
+
+@pytest.mark.slow
+def test_two_rank_spos_trains_the_same_paths_and_evolves_the_same_archs(tmp_path):
+    cfg = darts_config(tmp_path / "exp", mixed_op="Index", optim="Evolution")
+    cfg["optim"] = {"type": "Evolution"}
+    cfg["estim"] = [{"type": "Uniform", "budget": 6, "batch_size": 3, "bn_steps": 2}]
+    torchrun(tmp_path, cfg, tmp_path / "dump")
+    r0, r1 = ranks(tmp_path / "dump")
+    assert_same(r0, r1, alphas=False)
+    assert [h["arch"] for h in r0["history"]] == [h["arch"] for h in r1["history"]] and len(r0["history"]) >= 6
 
 
 def test_sync_step_averages_like_ddp_and_skips_a_step_every_rank_when_one_is_not_finite(tmp_path):
