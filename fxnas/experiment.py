@@ -19,6 +19,7 @@ import torch
 from rich.console import Console
 
 from .async_loop import AsyncLoop, Journal
+from .distributed import Distributed
 from .errors import ConfigError, DivergedError
 from .loop import Guarded, discrete_loop
 from .objectives import (
@@ -31,7 +32,7 @@ from .objectives import (
     write_pareto,
 )
 from .optim.base import Result, arch_key
-from .outputs import ExperimentFolder
+from .outputs import ExperimentFolder, ReaderFolder
 from .pool import check_picklable, make_executor, parallel_settings
 from .progress import Display, Tracker
 from .rng import jsonable, preserved_rng, rng_state, seed_everything, set_rng_state
@@ -71,9 +72,12 @@ class Experiment:
                  seed: int = 0, objectives: Sequence[Any] | None = None, constraints: Sequence[Any] = (),
                  device: str = "cpu", export: Mapping[str, Any] | None = None,
                  parallel: Mapping[str, Any] | None = None, config: Mapping[str, Any] | None = None,
-                 console: Console | None = None, progress: bool = True) -> None:
+                 console: Console | None = None, progress: bool = True,
+                 distributed: Distributed | None = None) -> None:
         self.name, self.seed, self.config = name, int(seed), dict(config or {})
-        self.folder = ExperimentFolder(Path(out_root) / name)
+        self.distributed = distributed or Distributed()
+        folder = ExperimentFolder if self.distributed.writer else ReaderFolder  # rank 0 writes the outputs
+        self.folder = folder(Path(out_root) / name)
         self.out_dir = self.folder.out_dir
         self.device = torch.device(device)
         self.model = model
@@ -92,7 +96,14 @@ class Experiment:
         if self.parallel["backend"] not in EVALUATION_BACKENDS:
             raise ConfigError(f"parallel.backend must be one of {', '.join(EVALUATION_BACKENDS)} for a search, "
                               f"got {self.parallel['backend']!r}")
+        if not self.distributed.writer:  # rank 0 speaks for the run
+            console, progress = Console(quiet=True), False
         self.display = Display(console, progress)
+        if self.distributed.enabled:
+            if self.parallel["backend"] != "local":
+                raise ConfigError(f"a data-parallel (torchrun) run evaluates with parallel.backend local, got "
+                                  f"{self.parallel['backend']!r}")
+            self.distributed.attach(data, trainer, optimizer)
         self.history: list[Result] = []
         self.best: Result | None = None
         self.stage = 0  # index of the estimator running now
@@ -137,6 +148,12 @@ class Experiment:
         A result with a non-finite metric is recorded as failed (with the reason) and never becomes the best.
         """
         result.info.setdefault("stage", self.stage)
+        if self.distributed.enabled:  # every rank keeps rank 0's results, so all rank (and pick) alike
+            arch, metrics, info = self.distributed.broadcast((result.arch, result.metrics, result.info))
+            if not self.distributed.writer:  # in place: the optimizer steps on these very objects
+                result.arch, result.metrics = arch, metrics
+                result.info.clear()
+                result.info.update(info)
         bad = [k for k, v in result.metrics.items() if isinstance(v, float) and not math.isfinite(v)]
         if bad and not result.failed:
             result.info.update(failed=f"metric {bad[0]} is {result.metrics[bad[0]]}", rank=False)
@@ -272,6 +289,8 @@ class Experiment:
 
     def checkpoint(self) -> Path:
         """Write checkpoint.pt and its checkpoint.json summary, each atomically."""
+        if not self.distributed.writer:
+            return self.folder.checkpoint_path  # rank 0's checkpoint holds the one state of every rank
         est = self.estimators[self.stage].state_dict() if self.stage < len(self.estimators) else {}
         return self.folder.save_checkpoint(self.state_dict(), {"stage": self.stage, "estimator": _brief(est),
                                                                "results": len(self.history)})
@@ -364,6 +383,7 @@ class Experiment:
                 self.log(f"no checkpoint in {self.out_dir}; starting afresh")
         if self.config:
             self.folder.write_yaml("config.yaml", self.config)
+        self.distributed.barrier()  # no rank trains before every rank has resumed (or rank 0 cleared the folder)
         try:
             while self.stage < len(self.estimators):
                 est = self.estimators[self.stage]
@@ -389,6 +409,8 @@ class Experiment:
         summary: dict[str, Any] = {"arch": dict(self.best.arch), "metrics": dict(self.best.metrics),
                                    "out_dir": str(self.out_dir), "results": len(self.history),
                                    "failed": sum(1 for r in self.history if r.failed)}
+        if not self.distributed.writer:  # rank 0 writes the front and the exported subnet
+            return summary
         if len(self.objectives) > 1:
             ranked = [r for r in self.history if not r.failed and all(o.metric in r.metrics for o in self.objectives)]
             front = pareto_front(ranked, self.objectives, self.constraints)

@@ -153,3 +153,45 @@ class ExperimentFolder:
         if not isinstance(state, dict) or "version" not in state:
             raise CheckpointError(f"{where} is not an fxnas checkpoint (no version); start again with --overwrite")
         return state
+
+
+class ReaderFolder(ExperimentFolder):
+    """The run folder as a data-parallel rank other than 0 sees it: it reads the checkpoint (``--resume``) and
+    writes nothing there, since rank 0 writes every output once; files a step needs to write anyway go to a
+    private temporary folder."""
+
+    def __init__(self, out_dir: str | os.PathLike) -> None:
+        super().__init__(out_dir)
+        self._scratch: Path | None = None
+
+    def path(self, name: str) -> Path:
+        """``name`` in this process's temporary folder (never the run folder)."""
+        if self._scratch is None:
+            import tempfile
+
+            self._scratch = Path(tempfile.mkdtemp(prefix="fxnas-rank-"))
+        return self._scratch / name
+
+    def check(self) -> None:
+        """Nothing to check: rank 0 checks the folder it writes."""
+
+    def append_line(self, name: str, line: str) -> None:
+        """Nothing: rank 0 writes the logs."""
+
+    def write_yaml(self, name: str, data: Any) -> Path:
+        """Nothing written: rank 0 writes the file."""
+        return self.out_dir / name
+
+    def write_json(self, name: str, data: Any) -> Path:
+        """Nothing written: rank 0 writes the file."""
+        return self.out_dir / name
+
+    def clear(self) -> None:
+        """Nothing: rank 0 clears the folder."""
+
+    def cut_back(self, history_lines: int, alpha_lines: int) -> None:
+        """Nothing: rank 0 cuts its logs back."""
+
+    def save_checkpoint(self, state: Mapping[str, Any], summary: Mapping[str, Any]) -> Path:
+        """Nothing written: rank 0 saves the checkpoint."""
+        return self.checkpoint_path

@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from fxnas.cli.search_cmd import search
 from fxnas.errors import ConfigError
-from fxnas.outputs import ExperimentFolder, atomic_write
+from fxnas.outputs import ExperimentFolder, ReaderFolder, atomic_write
 
 TINY = {"name": "demo", "model": {"type": "tiny_net", "width": 4},
         "construct": {"pattern": "conv3x3", "candidates": ["ORIG", "NC3"]},
@@ -111,3 +111,19 @@ def test_atomic_write_leaves_no_partial_file(tmp_path, monkeypatch):
     with pytest.raises(OSError):
         atomic_write(target, "arch: {a: 2}\n")
     assert yaml.safe_load(target.read_text()) == {"arch": {"a": 1}}  # the old file stands whole
+
+
+def test_reader_folder_reads_the_checkpoint_and_writes_nothing_there(tmp_path):
+    # a data-parallel rank other than 0: rank 0's files are read, never written or cleared
+    ExperimentFolder(tmp_path).save_checkpoint({"version": 2, "x": torch.ones(2)}, {"stage": 0})
+    before = sorted(p.name for p in tmp_path.iterdir())
+    reader = ReaderFolder(tmp_path)
+    reader.check()
+    reader.append_json("history.jsonl", {"a": 1})
+    reader.write_yaml("arch_best.yaml", {"arch": {}})
+    reader.save_checkpoint({"version": 2, "x": torch.zeros(2)}, {"stage": 1})
+    reader.clear()
+    reader.path("subnet.pt").write_bytes(b"scratch")
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+    assert torch.equal(reader.load_checkpoint()["x"], torch.ones(2))
+    assert reader.checkpoint_time() is not None and not reader.path("subnet.pt").is_relative_to(tmp_path)

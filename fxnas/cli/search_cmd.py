@@ -69,5 +69,6 @@ def search(ctx: click.Context, imports: tuple[str, ...], config: str, overrides:
         click.echo(f"Error: {type(exc).__name__}: {' '.join(str(exc).split())} (rerun with --debug for the "
                    f"traceback)", err=True)
         ctx.exit(1)
-    make_console().print(summary_table(summary))
-    click.echo(f"outputs: {summary['out_dir']}")
+    if exp.distributed.writer:  # under torchrun, rank 0 reports for every rank
+        make_console().print(summary_table(summary))
+        click.echo(f"outputs: {summary['out_dir']}")

@@ -95,6 +95,7 @@ def build_experiment(cfg: Mapping[str, Any], console: Console | None = None,
     """Every component of a validated config, owned by a new Experiment (seeded before anything is built)."""
     import torch
 
+    from ..distributed import from_env
     from ..estim.base import ESTIMATORS
     from ..experiment import Experiment
     from ..optim.base import OPTIMIZERS
@@ -109,6 +110,8 @@ def build_experiment(cfg: Mapping[str, Any], console: Console | None = None,
     device = cfg["device"]
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
+    distributed = from_env(cfg.get("distributed"), device)  # started by torchrun: join its process group
+    device = distributed.device(device)
     data = None if cfg["data"] is None else DATASETS.build(cfg["data"], where="data", inject={"seed": seed})
     model, space = build_model(cfg["model"], cfg["construct"], data, cfg.get("elastic"))
     trainer = TRAINERS.build(cfg["trainer"], where="trainer", inject={"device": device})
@@ -126,7 +129,7 @@ def build_experiment(cfg: Mapping[str, Any], console: Console | None = None,
     exp = Experiment(model, space, data, trainer, optimizer, estimators, name=cfg["name"],
                      out_root=cfg["out_root"], seed=seed, objectives=objectives, constraints=cfg["constraints"],
                      device=device, export=cfg["export"], parallel=cfg["parallel"], config=cfg, console=console,
-                     progress=cfg["progress"] if progress is None else progress)
+                     progress=cfg["progress"] if progress is None else progress, distributed=distributed)
     note = _epochs_note(cfg)
     if note:
         exp.display.print(note, style="yellow")

@@ -23,6 +23,7 @@ TOP_KEYS: dict[str, Any] = {
     "name": str, "seed": int, "device": str, "out_root": str, "threads": int | None, "imports": list[str] | None,
     "model": Any, "construct": Any, "optim": Any, "estim": Any, "trainer": Any, "data": Any, "export": Any,
     "objectives": Any, "constraints": Any, "parallel": Any, "progress": bool, "elastic": Any,
+    "distributed": Any,
 }
 SECTION_KEYS: dict[str, dict[str, Any]] = {
     "construct": {"pattern": str | list[str], "candidates": str | list[str] | dict[str, list[str]],
@@ -32,6 +33,7 @@ SECTION_KEYS: dict[str, dict[str, Any]] = {
                "bn_recalibrate": int},
     "parallel": {"backend": typing.Literal["local", "process", "dask"], "workers": int, "address": str | None,
                  "processes": bool, "retries": int},
+    "distributed": {"backend": typing.Literal["gloo", "nccl"] | None},
 }
 DEFAULTS: dict[str, Any] = {
     "seed": 0, "device": "cpu", "out_root": "exp", "threads": None, "imports": [], "construct": None,
@@ -39,7 +41,7 @@ DEFAULTS: dict[str, Any] = {
     "export": {"materialize": True, "onnx": False, "simplify": True, "test": True, "plot": True,
                "bn_recalibrate": 10},
     "objectives": None, "constraints": [], "parallel": {"backend": "local", "workers": 1}, "progress": True,
-    "elastic": None,
+    "elastic": None, "distributed": {"backend": None},
 }
 # what the build path supplies to each kind (so a config need not, and required options count as given)
 MODEL_INJECT = ("num_classes", "input_shape", "in_channels")

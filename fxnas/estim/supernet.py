@@ -94,7 +94,7 @@ class SuperNet(Default):
     def next_valid(self, exp: SearchContext) -> Any:
         """The next held-out batch, cycling over the valid split (position kept for resume)."""
         assert exp.data is not None
-        loader = exp.data.valid
+        loader = exp.data.arch_split()
         if self._valid_iter is None:
             with preserved_rng():
                 self._valid_iter = iter(loader)

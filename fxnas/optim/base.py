@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from ..distributed import Distributed
 from ..errors import ConfigError
 from ..registry import Registry
 from ..space import SearchSpace
@@ -150,6 +151,8 @@ class GradientOptimizer(Optimizer):
     """
 
     fixed_weight_steps = False  # True: weight steps train only the applied arch (REINFORCE samples it)
+    # the run's ranks (fxnas.distributed); the Experiment sets it: arch gradients are averaged over them
+    distributed: Distributed = Distributed()
     default_mixed_op = "SoftmaxSum"  # the mixed op of the method's paper (what a supernet for it is built with)
 
     def next(self, n: int = 1) -> list[dict[str, Any]]:

@@ -71,6 +71,8 @@ class AlphaOptimizer(GradientOptimizer):
         return [torch.zeros_like(p) if g is None else g for p, g in zip(self.params, got)]
 
     def _apply(self, grads: Sequence[torch.Tensor]) -> None:
+        # data-parallel: the same averaged gradient on every rank keeps the alphas and Adam's state identical
+        grads = self.distributed.average(list(grads))
         for p, g in zip(self.params, grads):
             p.grad = g.detach().to(p.dtype)
         self.adam.step()

@@ -34,10 +34,16 @@ class DataBundle:
     test: DataLoader | None
     input_shape: tuple
     num_classes: int
+    # the held-out batches of arch steps when they differ from ``valid`` (a data-parallel rank's shard of it)
+    arch_valid: DataLoader | None = None
 
     def set_epoch(self, epoch: int, skip_batches: int = 0) -> None:
         """Fix the train order to that of ``epoch`` (see the module docstring)."""
         set_epoch(self.train, epoch, skip_batches)
+
+    def arch_split(self) -> DataLoader:
+        """The loader the arch steps of one-shot search draw held-out batches from (default: ``valid``)."""
+        return self.valid if self.arch_valid is None else self.arch_valid
 
     def split(self, name: str) -> DataLoader:
         """The loader of split ``name`` (train, valid or test); ConfigError when the data has none."""

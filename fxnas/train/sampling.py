@@ -16,27 +16,51 @@ from typing import Any
 import torch
 from torch.utils.data import DataLoader, Sampler
 
+from ..errors import ConfigError
 from ..rng import preserved_rng
 
 
 class EpochSampler(Sampler[int]):
-    """Indices of a dataset, shuffled by a generator seeded with ``seed + epoch`` (or in order)."""
+    """Indices of a dataset, shuffled by a generator seeded with ``seed + epoch`` (or in order).
+
+    ``shard(rank, replicas)`` makes it yield one replica's share, as DistributedSampler does: the epoch's
+    permutation (the same on every replica, it depends on the seed and epoch only) cut to a multiple of
+    ``replicas`` and strided from ``rank``, so every replica gets ``n // replicas`` samples and runs the same
+    number of steps (a data-parallel step waits for all of them).
+    """
 
     def __init__(self, data: Sized | int, seed: int = 0, shuffle: bool = True) -> None:
         self.n = data if isinstance(data, int) else len(data)
         self.seed, self.shuffle = seed, shuffle
         self.epoch, self.skip = 0, 0
+        self.rank, self.replicas = 0, 1
+
+    def shard(self, rank: int, replicas: int) -> None:
+        """Yield only replica ``rank``'s share of each epoch (of ``replicas``)."""
+        if not 0 <= rank < replicas or replicas > max(1, self.n):
+            raise ConfigError(f"EpochSampler.shard: need 0 <= rank < replicas <= {self.n} samples, got rank={rank}, "
+                             f"replicas={replicas}")
+        self.rank, self.replicas = int(rank), int(replicas)
+
+    @property
+    def size(self) -> int:
+        """Samples of one full pass of this replica."""
+        return self.n // self.replicas if self.replicas > 1 else self.n
 
     def set_epoch(self, epoch: int, skip: int = 0) -> None:
         """Use the order of ``epoch``; the next pass only leaves out its first ``skip`` samples (mid-epoch resume)."""
         self.epoch, self.skip = int(epoch), int(skip)
 
     def order(self) -> list[int]:
-        """The full index order of the current epoch."""
+        """The index order of the current epoch (this replica's share of it when sharded)."""
         if not self.shuffle:
-            return list(range(self.n))
-        g = torch.Generator().manual_seed(self.seed + self.epoch)
-        return torch.randperm(self.n, generator=g).tolist()
+            full = list(range(self.n))
+        else:
+            g = torch.Generator().manual_seed(self.seed + self.epoch)
+            full = torch.randperm(self.n, generator=g).tolist()
+        if self.replicas == 1:
+            return full
+        return full[:self.size * self.replicas][self.rank::self.replicas]
 
     def __iter__(self) -> Iterator[int]:
         # a skip belongs to the resumed pass alone: left set, it would shorten every later epoch
@@ -45,14 +69,14 @@ class EpochSampler(Sampler[int]):
 
     def __len__(self) -> int:
         """Samples the next pass yields (a pending skip left out); epoch_batches gives the full epoch."""
-        return max(0, self.n - self.skip)
+        return max(0, self.size - self.skip)
 
 
 def epoch_batches(loader: DataLoader) -> int:
     """Batches in one full epoch of ``loader``: a pending mid-epoch skip (set_epoch) is not subtracted."""
     sampler, bs = loader.sampler, loader.batch_size
     if isinstance(sampler, EpochSampler) and bs:
-        return sampler.n // bs if loader.drop_last else math.ceil(sampler.n / bs)
+        return sampler.size // bs if loader.drop_last else math.ceil(sampler.size / bs)
     return len(loader)
 
 

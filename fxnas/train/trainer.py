@@ -16,6 +16,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
+from ..distributed import Distributed, float_buffers
 from ..errors import ConfigError, DivergedError
 from ..registry import Registry
 from ..userobj import resolve_callable
@@ -80,13 +81,17 @@ class Trainer:
         self.scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
         self.steps_per_epoch = 0
         self._pending_state: dict[str, Any] | None = None
+        # data-parallel runs (fxnas.distributed): gradients and BN statistics averaged over ranks after backward
+        self.distributed = Distributed()
 
     # --- setup --------------------------------------------------------------------------------------
     def clone(self, **changes: Any) -> Trainer:
         """A fresh, unconfigured trainer with the same options (some changed)."""
         opts = {**self.options, **changes}
         opts["criteria"] = self.criteria if "criteria" not in changes else changes["criteria"]
-        return type(self)(**opts)
+        new = type(self)(**opts)
+        new.distributed = self.distributed  # a subnet retrained in a data-parallel run trains data-parallel too
+        return new
 
     def steps_for(self, loader: DataLoader) -> int:
         """Steps one full epoch over ``loader`` takes (capped by max_steps_per_epoch; a pending skip ignored)."""
@@ -135,7 +140,9 @@ class Trainer:
         supernet trained per step, as in Once-for-All); the reported loss is their mean. The batch is on
         the trainer's device when they get it.
         A non-finite loss or gradient skips the step and returns {"diverged": 1.0}; the scheduler still moves
-        on, so a skipped step costs one step of the schedule.
+        on, so a skipped step costs one step of the schedule. In a data-parallel run the gradients and
+        BatchNorm statistics are averaged over the ranks after backward, and a rank's non-finite step skips
+        the step on every rank.
         """
         if self.optimizer is None:
             raise ConfigError("call trainer.configure(model, steps_per_epoch) before train_step")
@@ -150,8 +157,10 @@ class Trainer:
                 break
             loss.backward()
             total += float(loss.detach())
+        params = [p for g in self.optimizer.param_groups for p in g["params"]]
+        if self.distributed.enabled:  # every rank takes part, a rank whose loss was not finite too
+            finite = self.distributed.sync_step(params, float_buffers(model), finite)
         if finite:
-            params = [p for g in self.optimizer.param_groups for p in g["params"]]
             if self.grad_clip:
                 norm = nn.utils.clip_grad_norm_(params, self.grad_clip)
             else:
