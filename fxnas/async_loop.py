@@ -25,11 +25,16 @@ import os
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, BrokenExecutor, Executor, Future, wait
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from .errors import FxnasError
+from .errors import ConfigError, FxnasError
 from .optim.base import Optimizer, Result, arch_key
+from .pool import check_picklable, make_executor
 from .rng import jsonable
+
+if TYPE_CHECKING:
+    from .experiment import Experiment
+    from .loop import Guarded
 
 
 class Journal:
@@ -200,3 +205,35 @@ class AsyncLoop:
                 self.on_change()
         finally:
             self.executor.shutdown(wait=True, cancel_futures=True)
+
+
+def evaluate_on_workers(exp: Experiment, fn: Guarded, budget: int) -> list[Result]:
+    """``exp.evaluate_loop`` on the parallel executor: ``workers`` evaluations in flight, each result recorded
+    in ``exp`` as it arrives (only estimators whose evaluations run elsewhere: ``parallel_safe``)."""
+    assert exp.optimizer is not None
+    est = exp.estimators[exp.stage] if exp.stage < len(exp.estimators) else None
+    backend = exp.parallel["backend"]
+    if est is not None and not est.parallel_safe:
+        # the others train/evaluate the one supernet of this process (space.apply, BN recalibration, global
+        # RNG): their evaluations cannot run elsewhere
+        raise ConfigError(f"parallel.backend {backend} supports the Table and SubNet estimators (stage "
+                          f"{exp.stage + 1} runs {type(est).__name__}, which evaluates on the one supernet "
+                          f"of this process); use backend: local")
+    check_picklable(fn.fn, backend)
+    st = exp.loop_state.setdefault(str(exp.stage), {})
+    cache = {arch_key(r.arch): r for r in exp.stage_results(loop_only=True)}
+    with exp.track(budget, f"{type(exp.optimizer).__name__} evaluations", st.get("evaluated", 0)) as bar:
+        def record(r: Result) -> Result:
+            r.info.update(stage=exp.stage, loop=True, index=st["evaluated"])
+            bar.advance()
+            if r.failed and r.info.get("attempts", 1) > 1:
+                exp.log(f"evaluation {r.info.get('sid')} failed after {r.info['attempts']} attempts: "
+                         f"{r.failed}", style="yellow")
+            return exp.record(r)
+
+        AsyncLoop(exp.optimizer, lambda: make_executor(exp.parallel), fn, budget, exp.parallel["workers"],
+                  exp.parallel["retries"], cache, st, Journal(exp.path("evaluations.jsonl")), exp.stage,
+                  record, exp.checkpoint).run()
+    if st.get("retries"):
+        exp.log(f"{st['retries']} evaluations were re-submitted (an error or a lost worker)")
+    return exp.stage_results(loop_only=True)

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from rich.console import Console
 
-from .async_loop import AsyncLoop, Journal
+from .async_loop import evaluate_on_workers
 from .distributed import Distributed
 from .errors import ConfigError, DivergedError
 from .loop import Guarded, discrete_loop
@@ -33,7 +33,7 @@ from .objectives import (
 )
 from .optim.base import Result, arch_key
 from .outputs import ExperimentFolder, ReaderFolder
-from .pool import check_picklable, make_executor, parallel_settings
+from .pool import parallel_settings
 from .progress import Display, Tracker
 from .rng import jsonable, preserved_rng, rng_state, seed_everything, set_rng_state
 from .supernet import space_of
@@ -226,7 +226,7 @@ class Experiment:
         if self.optimizer is None:
             raise ConfigError("evaluate_loop needs an optimizer")
         if self.parallel["backend"] != "local":
-            return self._evaluate_async(Guarded(evaluate_fn), budget)
+            return evaluate_on_workers(self, Guarded(evaluate_fn), budget)
         st = self.loop_state.setdefault(str(self.stage), {"evaluated": 0, "proposed": 0})
         cache = {arch_key(r.arch): r for r in self.stage_results(loop_only=True)}
         guarded = Guarded(evaluate_fn)
@@ -238,36 +238,6 @@ class Experiment:
 
             discrete_loop(self.optimizer, lambda archs: [guarded(a) for a in archs], budget, batch_size,
                           cache, st, record, self.checkpoint)
-        return self.stage_results(loop_only=True)
-
-    def _evaluate_async(self, fn: Guarded, budget: int) -> list[Result]:
-        """evaluate_loop on the parallel executor: ``workers`` evaluations in flight (fxnas.async_loop)."""
-        assert self.optimizer is not None
-        est = self.estimators[self.stage] if self.stage < len(self.estimators) else None
-        backend = self.parallel["backend"]
-        if est is not None and not est.parallel_safe:
-            # the others train/evaluate the one supernet of this process (space.apply, BN recalibration, global
-            # RNG): their evaluations cannot run elsewhere
-            raise ConfigError(f"parallel.backend {backend} supports the Table and SubNet estimators (stage "
-                              f"{self.stage + 1} runs {type(est).__name__}, which evaluates on the one supernet "
-                              f"of this process); use backend: local")
-        check_picklable(fn.fn, backend)
-        st = self.loop_state.setdefault(str(self.stage), {})
-        cache = {arch_key(r.arch): r for r in self.stage_results(loop_only=True)}
-        with self.track(budget, f"{type(self.optimizer).__name__} evaluations", st.get("evaluated", 0)) as bar:
-            def record(r: Result) -> Result:
-                r.info.update(stage=self.stage, loop=True, index=st["evaluated"])
-                bar.advance()
-                if r.failed and r.info.get("attempts", 1) > 1:
-                    self.log(f"evaluation {r.info.get('sid')} failed after {r.info['attempts']} attempts: "
-                             f"{r.failed}", style="yellow")
-                return self.record(r)
-
-            AsyncLoop(self.optimizer, lambda: make_executor(self.parallel), fn, budget, self.parallel["workers"],
-                      self.parallel["retries"], cache, st, Journal(self.path("evaluations.jsonl")), self.stage,
-                      record, self.checkpoint).run()
-        if st.get("retries"):
-            self.log(f"{st['retries']} evaluations were re-submitted (an error or a lost worker)")
         return self.stage_results(loop_only=True)
 
     # --- checkpoints ------------------------------------------------------------------------------------
@@ -417,42 +387,9 @@ class Experiment:
             write_pareto(self.out_dir, front, self.objectives, ranked, plot=bool(self.export.get("plot", True)))
             summary["pareto"] = len(front)
         if self.model is not None and self.export.get("materialize", True):
-            summary.update(self.export_best())
+            from .export.best import export_best
+
+            summary.update(export_best(self))
         self.log(f"best arch: {self.best.arch}")
         self.folder.write_json("summary.json", summary)  # written last: its presence marks a finished run
         return summary
-
-    def export_best(self) -> dict[str, Any]:
-        """Materialise the best arch (subnet.pt, BN recalibrated), evaluate it on the test split, export ONNX."""
-        from .passes.materialize import materialize
-
-        assert self.model is not None and self.best is not None
-        out: dict[str, Any] = {}
-        trained = next((m for m in (e.final_subnet(self, self.best.arch) for e in reversed(self.estimators))
-                        if m is not None), None)
-        # a subnet an estimator trained standalone (Retrain) is exported as it is; else cut it from the supernet
-        net = materialize(self.model, self.best.arch) if trained is None else trained  # type: ignore[arg-type]
-        steps = int(self.export.get("bn_recalibrate", 10)) if trained is None else 0
-        if steps and self.data is not None:  # shared weights: the subnet's BN saw other paths' inputs
-            from .train.bn import recalibrate_bn
-
-            self.data.set_epoch(0)
-            with preserved_rng():
-                recalibrate_bn(net, self.data.train, steps, self.device)
-        torch.save(net, self.path("subnet.pt"))
-        # the weights alone as well: fxnas export/profile/report rebuild the subnet from config.yaml and
-        # arch_best.yaml and load these with weights_only=True, never unpickling subnet.pt
-        torch.save(net.state_dict(), self.path("subnet_state.pt"))
-        out["subnet"] = str(self.out_dir / "subnet.pt")
-        if self.export.get("test", True) and self.data is not None and self.data.test is not None \
-                and self.trainer is not None:
-            test = self.evaluate(net, "test")
-            out["test_metrics"] = test
-            self.log(f"best arch on test: {test}")
-        if self.export.get("onnx", False) and self.data is not None:
-            from .profilers.onnx_export import export_onnx
-
-            x = self.data.example_input().to(self.device)
-            export_onnx(net.eval(), x, self.path("subnet.onnx"), simplify=bool(self.export.get("simplify", True)))
-            out["onnx"] = str(self.out_dir / "subnet.onnx")
-        return out
