@@ -28,7 +28,7 @@ def subnet(rand_bn_module):
 
 @pytest.fixture(scope="module")
 def rand_bn_module():
-    from tests.conftest import randomize_bn
+    from conftest import randomize_bn
 
     return randomize_bn
 
