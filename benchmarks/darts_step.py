@@ -39,7 +39,7 @@ def fxnas_stepper(model: torch.nn.Module, space, total: int, valid: list[Batch])
     trainer = Trainer(epochs=1, grad_clip=CLIP, scheduler="cosine", **SGD)
     trainer.configure(model, steps_per_epoch=total)
     ctx = SimpleNamespace(model=model, space=space, trainer=trainer, optimizer=DARTS(space, seed=0),
-                          data=SimpleNamespace(valid=valid), seed=0)
+                          data=SimpleNamespace(valid=valid, arch_split=lambda: valid), seed=0)
     est = SuperNet()
 
     def step(batch: Batch) -> None:

@@ -109,6 +109,7 @@ def _kill_at(reference, name: str, point: str, seed: int) -> str:
     return f"{point}:{random.Random(f'{name}{point}{seed}').randint(1, n)}"
 
 
+@pytest.mark.slow  # the default suite's crash case: tests/estim/test_supernet.py (a killed search process)
 def test_discrete_search_killed_mid_training_resumes_to_the_same_history(reference, tmp_path) -> None:
     _kill_and_resume(reference, "d", _kill_at(reference, "d", "train", 0), tmp_path)
 

@@ -37,7 +37,7 @@ def method_config(name: str, model: str) -> dict:
     return raw
 
 
-@pytest.mark.parametrize("model", ["user", "torchvision", "darts"])
+@pytest.mark.parametrize("model", ["user", pytest.param("torchvision", marks=pytest.mark.slow), "darts"])
 @pytest.mark.parametrize("method", METHODS)
 def test_method_runs_from_yaml(method: str, model: str, tmp_path) -> None:
     cfg = load_config(method_config(method, model), name=f"{method}-{model}", out_root=str(tmp_path))

@@ -25,7 +25,8 @@ def count_loc():
     return mod
 
 
-@pytest.mark.parametrize("name", sorted(SHORTER))
+@pytest.mark.parametrize("name", [pytest.param(n, marks=pytest.mark.slow) if n != "setup_c.yaml" else n
+                                  for n in sorted(SHORTER)])
 def test_setup_runs_on_the_unedited_model(name, tmp_path):
     cfg = load_config(str(FOLDER / name), SHORT + SHORTER[name], out_root=str(tmp_path))
     summary = build_experiment(cfg).run()

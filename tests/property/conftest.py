@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, settings
 
 _COMMON = dict(deadline=None, database=None, derandomize=True, print_blob=True,
                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
-settings.register_profile("ci", max_examples=30, **_COMMON)
+settings.register_profile("ci", max_examples=20, **_COMMON)
 settings.register_profile("slow", max_examples=300, **_COMMON)
 
 

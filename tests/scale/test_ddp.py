@@ -129,6 +129,7 @@ def test_two_rank_spos_trains_the_same_paths_and_evolves_the_same_archs(tmp_path
     assert [h["arch"] for h in r0["history"]] == [h["arch"] for h in r1["history"]] and len(r0["history"]) >= 6
 
 
+@pytest.mark.slow
 def test_sync_step_averages_like_ddp_and_skips_a_step_every_rank_when_one_is_not_finite(tmp_path):
     torchrun(tmp_path, None, tmp_path, script=Path(__file__).with_name("ddp_sync.py"))
     got = ranks(tmp_path)
