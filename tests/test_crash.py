@@ -2,7 +2,7 @@
 writing a history line, an output file or the checkpoint) and resumed with ``--resume`` ends with the same
 history as an uninterrupted run. The kill points come from tests/kill_plugin.py, loaded with ``--import``.
 
-One discrete-search case runs in the default suite; the rest (more points, a supernet search) are slow.
+Every case here is slow; the default suite kills and resumes a search process in tests/estim/test_supernet.py.
 """
 
 from __future__ import annotations
