@@ -170,8 +170,8 @@ class SpaceRecipe:
             raise ConfigError(f"space file lacks {missing}; it needs model, input_shape, and pattern and "
                               f"candidates or an elastic section")
         weights = d.get("weights")
-        if weights is not None and relative_to is not None and not os.path.isabs(weights):
-            weights = os.path.normpath(os.path.join(relative_to, weights))
+        if weights is not None and relative_to is not None:
+            weights = _joined(weights, relative_to)
         return cls(ModelSource.from_dict(d["model"], relative_to), tuple(d["input_shape"]), d.get("pattern"),
                    d.get("candidates"), d.get("mixed_op", "Index"), dict(d.get("mixed_op_args") or {}), weights,
                    int(d.get("seed", 0)), d.get("elastic"),
