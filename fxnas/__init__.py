@@ -11,7 +11,7 @@ from .mixed import MIXED_OPS, MixedOp
 from .passes.construct import construct, construct_fixed
 from .passes.materialize import materialize
 from .passes.patterns import PATTERNS, Pattern
-from .passes.rewrite import rewrite
+from .passes.rewrite import hidden_by_leaves, rewrite
 from .profilers.onnx_export import export_onnx
 from .profilers.static import profile
 from .registry import Registry
@@ -25,5 +25,5 @@ __all__ = [
     "Categorical", "ConfigError", "FxnasError", "MIXED_OPS", "MixedOp", "Numerical", "PATTERNS", "Pattern",
     "PatternError", "Registry", "RegistryError", "SearchSpace", "ShapeError", "Slot", "SlotSpec", "TensorParam",
     "TraceError", "attach_space", "channel_groups", "construct", "construct_fixed", "elasticize", "export_onnx",
-    "materialize", "mixed_ops", "profile", "rewrite", "searchify", "slots", "space_of", "trace",
+    "hidden_by_leaves", "materialize", "mixed_ops", "profile", "rewrite", "searchify", "slots", "space_of", "trace",
 ]

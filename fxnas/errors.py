@@ -50,3 +50,8 @@ def missing_file(what: str, path: object, error: type[FxnasError] = ConfigError)
     shown = os.fspath(path)  # type: ignore[call-overload]
     where = "" if os.path.isabs(shown) else f" (looked at {os.path.abspath(shown)})"
     return error(f"{what} {shown!r} does not exist{where}")
+
+
+class HiddenByLeafWarning(UserWarning):
+    """Modules a pattern would match sit inside a trace leaf (a module traced as one call), so no slot reaches
+    them; the message names each leaf, the rule or type that made it one, and what it hides."""

@@ -38,13 +38,18 @@ def _container_from(sub: fx.GraphModule) -> nn.Module:
 
 def inline_modules(gm: fx.GraphModule, should_inline: Callable[[nn.Module], bool] = default_should_inline,
                    strict: Callable[[nn.Module], bool] = lambda m: True) -> fx.GraphModule:
-    """Inline matching call_module nodes (recursively) in place; modules ``strict`` rejects may stay on failure."""
+    """Inline matching call_module nodes (recursively) in place; modules ``strict`` rejects may stay on failure.
+
+    A module called more than once (a positional encoding shared by blocks) is traced once and inlined at every
+    call, so that its weights stay shared.
+    """
     changed = True
     while changed:
         changed = False
+        inlined: set[fx.Node] = set()
         for node in list(gm.graph.nodes):
-            if node.op != "call_module":
-                continue
+            if node.op != "call_module" or node in inlined:
+                continue  # (an earlier call of the same module inlined this one too)
             mod = gm.get_submodule(node.target)
             if not should_inline(mod):
                 continue
@@ -54,7 +59,11 @@ def inline_modules(gm: fx.GraphModule, should_inline: Callable[[nn.Module], bool
                 if strict(mod):
                     raise
                 continue
-            _splice(gm, node, sub)
+            calls = [n for n in gm.graph.nodes if n.op == "call_module" and n.target == node.target]
+            for call in calls:
+                _splice(gm, call, sub)
+            inlined.update(calls)
+            replace_submodule(gm, node.target, _container_from(sub))
             changed = True
     gm.graph.lint()
     gm.recompile()
@@ -80,6 +89,5 @@ def _splice(gm: fx.GraphModule, node: fx.Node, sub: fx.GraphModule) -> None:
     for n in gm.graph.nodes:
         if n not in before and n.op in ("call_module", "get_attr"):
             n.target = f"{prefix}.{n.target}"
-    replace_submodule(gm, prefix, _container_from(sub))
     node.replace_all_uses_with(out)
     gm.graph.erase_node(node)

@@ -2,18 +2,20 @@
 
 from __future__ import annotations
 
+import warnings
 from collections import Counter
+from functools import reduce
 
 import torch
 import torch.fx as fx
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import PatternError
+from ..errors import HiddenByLeafWarning, PatternError
 from ..graph import input_shape, node_shape
 from ..slot import Slot, SlotSpec, spec_from_module
 from ..supernet import replace_submodule
-from .patterns import PatternLike, resolve_pattern
+from .patterns import Pattern, PatternLike, resolve_pattern
 from .subgraphs import GraphPattern, fuse
 
 
@@ -28,12 +30,13 @@ def rewrite(gm: fx.GraphModule, pattern: PatternLike, allow_empty: bool = False)
         if node.op != "call_module" or node.target in seen:
             continue
         mod = gm.get_submodule(node.target)
-        if isinstance(mod, Slot) or not pat.matches(gm, node):
+        if isinstance(mod, Slot) or not pat.matches(gm, node) or not _free_of_attribute_reads(gm, node.target):
             continue
         seen.add(node.target)
         spec = spec_from_module(mod, input_shape(node), node_shape(node), name=node.target)
         replace_submodule(gm, node.target, Slot(spec))
         found.append(node.target)
+    _warn_hidden(gm, pat)
     if not found and not allow_empty:
         counts = Counter(type(gm.get_submodule(n.target)).__name__ for n in gm.graph.nodes if n.op == "call_module")
         have = ", ".join(f"{k} x{v}" for k, v in counts.most_common(8)) or "no modules"
@@ -41,6 +44,71 @@ def rewrite(gm: fx.GraphModule, pattern: PatternLike, allow_empty: bool = False)
                            f"try another pattern, e.g. conv, dwconv, pwconv, linear, or a predicate")
     gm.recompile()
     return found
+
+
+def hidden_by_leaves(gm: fx.GraphModule, pattern: PatternLike) -> dict[str, list[str]]:
+    """Leaf path → the paths of modules inside it that ``pattern`` selects: what no slot can reach.
+
+    A leaf is a module the trace kept as one call (timm's not-trace registry, a user's ``leaf_modules``, a
+    block fx cannot trace); its convs and linears run inside that call, invisible to the rewrite.
+    """
+    pat = resolve_pattern(pattern)
+    if isinstance(pat, GraphPattern):
+        return {}
+    out: dict[str, list[str]] = {}
+    for node in gm.graph.nodes:
+        if node.op != "call_module" or node.target in out:
+            continue
+        leaf = gm.get_submodule(node.target)
+        if isinstance(leaf, Slot) or type(leaf).__module__.startswith(("torch.", "fxnas.")):
+            continue
+        inner = [f"{node.target}.{n}" for n, m in leaf.named_modules() if n and _selects(pat, m)]
+        if inner and not _selects(pat, leaf):
+            out[str(node.target)] = inner
+    return out
+
+
+def _selects(pat: Pattern, m: nn.Module) -> bool:
+    try:
+        return pat.selects(m)
+    except Exception:  # a user predicate that needs a graph node: it cannot judge a module alone
+        return False
+
+
+def _warn_hidden(gm: fx.GraphModule, pat: PatternLike) -> None:
+    hidden = hidden_by_leaves(gm, pat)
+    if hidden:
+        rows = "; ".join(f"{p} ({type(gm.get_submodule(p)).__name__}): {len(v)}" for p, v in hidden.items())
+        warnings.warn(HiddenByLeafWarning(
+            f"{sum(map(len, hidden.values()))} module(s) that pattern {pat.name!r} selects sit inside trace leaves "
+            f"and get no slot, per leaf: {rows}. To search them, trace those modules through: drop them from "
+            f"leaf_modules / leaf_rules (fxnas.leaves.LEAF_RULES), or make their forward traceable"),
+            stacklevel=3)
+
+
+_METADATA = ("dtype", "device")
+
+
+def _free_of_attribute_reads(gm: fx.GraphModule, path: str) -> bool:
+    """Whether the module at ``path`` can leave the graph: nothing but its call reads its tensors.
+
+    A forward that reads only ``self.conv.weight.dtype``/``.device`` (timm's XCiT positional encoding) gets a
+    zero-size buffer of the same dtype and device in the weight's place, which follows ``.to()`` as the weight
+    did; a module whose weights are read as values is left in place (a slot's candidates may have none).
+    """
+    reads = [n for n in gm.graph.nodes if n.op == "get_attr" and str(n.target).startswith(path + ".")]
+    if any(u.op != "call_function" or u.target is not getattr or u.args[1] not in _METADATA
+           for n in reads for u in n.users):
+        return False
+    for n in reads:
+        t = reduce(getattr, str(n.target).split("."), gm)
+        stem = str(n.target).replace(".", "_") + "_meta"
+        name, i = stem, 1
+        while hasattr(gm, name):
+            name, i = f"{stem}_{i}", i + 1
+        gm.register_buffer(name, torch.empty(0, dtype=t.dtype, device=t.device))
+        n.target = name
+    return True
 
 
 def _slot_name(gm: fx.GraphModule, nodes: list[fx.Node], pattern: str) -> str:

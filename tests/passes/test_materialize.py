@@ -147,3 +147,37 @@ def test_materialised_module_loads_without_fxnas(tiny_supernet, tmp_path: Path) 
 def test_materialize_needs_a_supernet() -> None:
     with pytest.raises(fxnas.FxnasError, match="not a supernet"):
         fxnas.materialize(fxnas.trace(load_model(TINY), X))
+
+
+class SharedPosEnc(torch.nn.Module):
+    """One conv called by two blocks (CoaT's shared positional convs), and a conv whose weight's dtype the forward
+    reads (XCiT's Fourier positional encoding)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.shared = torch.nn.Conv2d(8, 8, 3, padding=1, groups=8)
+        self.proj = torch.nn.Conv2d(8, 8, 1)
+        self.head = torch.nn.Conv2d(8, 4, 1)
+
+    def forward(self, x):
+        x = x + self.shared(x)
+        x = x.to(self.proj.weight.dtype)
+        x = self.proj(x) + self.shared(x)
+        return self.head(x)
+
+
+@pytest.mark.parametrize("pick", ["ORIG", "other"])
+def test_shared_module_and_weight_metadata_reads(pick: str) -> None:
+    torch.manual_seed(0)
+    model, x = SharedPosEnc().eval(), torch.randn(1, 8, 6, 6)
+    net = fxnas.searchify(model, "conv,dwconv", lambda s: ["ORIG", "DW5" if s.groups > 1 else "IDT"],
+                          example_inputs=x).eval()
+    assert set(net.space) == {"shared", "proj", "head"}
+    arch = {k: "ORIG" if pick == "ORIG" else net.space[k].choices[1] for k in net.space}
+    net.space.apply(arch)
+    sub = fxnas.materialize(net, arch).eval()
+    with torch.no_grad():
+        assert_close(sub(x), net(x))
+        if pick == "ORIG":
+            assert_close(sub(x), model(x))
+    assert sub.double()(x.double()).dtype == torch.float64  # the dtype read follows .to() as the weight did

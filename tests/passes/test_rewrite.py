@@ -8,7 +8,7 @@ from conftest import randomize_bn
 from torch import nn
 
 import fxnas
-from fxnas.errors import PatternError
+from fxnas.errors import HiddenByLeafWarning, PatternError
 from fxnas.modelfile import load_model
 from fxnas.slot import Slot
 from fxnas.supernet import slots
@@ -55,3 +55,25 @@ def test_nothing_matched() -> None:
     assert fxnas.rewrite(gm, nn.GRU, allow_empty=True) == []
     assert fxnas.rewrite(gm, "linear") == ["head"]
     assert fxnas.rewrite(gm, "linear", allow_empty=True) == []  # already slots: not matched again
+
+
+class _Leafy(nn.Module):
+    """A block kept whole by the trace (as timm's not-trace registry keeps its positional encodings)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.inner = nn.Conv2d(4, 4, 3, padding=1)
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, x):
+        return self.inner(x)
+
+
+def test_modules_inside_a_leaf_are_reported_not_slotted() -> None:
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), _Leafy(), nn.Conv2d(4, 4, 1))
+    gm = fxnas.trace(model, torch.randn(1, 3, 8, 8), leaf_modules=[_Leafy])
+    assert fxnas.hidden_by_leaves(gm, "conv") == {"1": ["1.inner"]}
+    assert fxnas.hidden_by_leaves(gm, "conv,linear") == {"1": ["1.inner", "1.fc"]}
+    assert fxnas.hidden_by_leaves(gm, "pwconv") == {}
+    with pytest.warns(HiddenByLeafWarning, match=r"1 module\(s\) that pattern 'conv' .* 1 \(_Leafy\): 1"):
+        assert fxnas.rewrite(gm, "conv") == ["0", "2"]
