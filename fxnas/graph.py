@@ -35,14 +35,16 @@ class FxnasTracer(fx.Tracer):
         self.current_path = ""
         self.failed_path: str | None = None  # innermost module whose forward raised during tracing
 
-    def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
+    def kept_whole(self, m: nn.Module, module_qualified_name: str) -> bool:
+        """fxnas's own leaf decision (types, predicate, rules), which other tracers can ask too."""
         if self.leaf_types and isinstance(m, self.leaf_types):
             return True
         if self.leaf_predicate is not None and self.leaf_predicate(m, module_qualified_name):
             return True
-        if any(r.is_leaf(m, module_qualified_name, self.selects) for r in self.leaf_rules):
-            return True
-        return super().is_leaf_module(m, module_qualified_name)
+        return any(r.is_leaf(m, module_qualified_name, self.selects) for r in self.leaf_rules)
+
+    def is_leaf_module(self, m: nn.Module, module_qualified_name: str) -> bool:
+        return self.kept_whole(m, module_qualified_name) or super().is_leaf_module(m, module_qualified_name)
 
     def call_module(self, m: nn.Module, forward: Callable[..., Any], args: Any, kwargs: Any) -> Any:
         outer = self.current_path

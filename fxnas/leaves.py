@@ -16,6 +16,7 @@ from typing import Any
 from torch import nn
 
 from .errors import PatternError
+from .linear_like import is_transposed_linear
 from .registry import Registry
 
 LEAF_RULES = Registry("leaf rule")
@@ -60,6 +61,15 @@ class LayerSubclass(LeafRule):
         return own_forward_base(module) is not None and bool(selects(module))
 
 
+@LEAF_RULES.register("linear_like")
+class LinearLike(LeafRule):
+    """Layers that compute a linear map without being an nn.Linear (Hugging Face's ``Conv1D``), kept whole when
+    the pattern selects them (see ``fxnas.linear_like``)."""
+
+    def is_leaf(self, module: nn.Module, qualname: str, selects: Selects) -> bool:
+        return is_transposed_linear(module) and bool(selects(module))
+
+
 @LEAF_RULES.register("timm")
 class TimmNotrace(LeafRule):
     """timm's own not-trace registry (``register_notrace_module`` / ``register_notrace_function``), if installed."""
@@ -100,5 +110,5 @@ def resolve_leaf_rules(rules: Iterable[LeafRuleLike] | None) -> list[LeafRule]:
     return out
 
 
-__all__ = ["LAYER_BASES", "LEAF_RULES", "LayerSubclass", "LeafRule", "TimmNotrace", "own_forward_base",
+__all__ = ["LAYER_BASES", "LEAF_RULES", "LayerSubclass", "LeafRule", "LinearLike", "TimmNotrace", "own_forward_base",
            "resolve_leaf_rules"]

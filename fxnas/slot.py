@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from .choice import ChoiceModule
+from .linear_like import as_linear
 
 
 @dataclass
@@ -64,8 +65,9 @@ def spec_from_module(
     """Read a SlotSpec off a module and the shapes around it (convs, linears, or any module by shape)."""
     cin = in_shape[1] if in_shape and len(in_shape) > 1 else None
     cout = out_shape[1] if out_shape and len(out_shape) > 1 else None
-    if isinstance(module, nn.Linear):
-        cin, cout = module.in_features, module.out_features
+    lin = as_linear(module)
+    if lin is not None:
+        cin, cout = lin.in_features, lin.out_features
     spec = SlotSpec(in_channels=cin, out_channels=cout, in_shape=in_shape, out_shape=out_shape,
                     original=module, name=name)
     if isinstance(module, nn.modules.conv._ConvNd):
@@ -75,8 +77,8 @@ def spec_from_module(
         spec.groups = module.groups
         spec.dilation = _pair0(module.dilation)
         spec.bias = module.bias is not None
-    elif isinstance(module, nn.Linear):
-        spec.bias = module.bias is not None
+    elif lin is not None:
+        spec.bias = lin.bias is not None
     elif in_shape and out_shape and len(in_shape) == 4 and len(out_shape) == 4 and out_shape[2]:
         spec.stride = max(1, in_shape[2] // out_shape[2])
     return spec

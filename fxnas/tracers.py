@@ -62,7 +62,7 @@ def is_pretrained_model(model: nn.Module) -> bool:
 
 @TRACERS.register("hf")
 def hf_tracer(model: nn.Module, req: TraceRequest) -> fx.GraphModule:
-    """Hugging Face's HFTracer (``transformers.utils.fx.symbolic_trace``), inputs named after the examples."""
+    """Hugging Face's HFTracer, inputs named after the examples; masks built without vmap (``fxnas.hf_fx``)."""
     hf_fx = hf_fx_module()
     if hf_fx is None:
         import transformers
@@ -76,8 +76,13 @@ def hf_tracer(model: nn.Module, req: TraceRequest) -> fx.GraphModule:
     params = [p.name for p in inspect.signature(model.forward).parameters.values()
               if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.name not in fixed]
     inputs = params[:len(req.example_inputs)]
+    from .graph import FxnasTracer
+    from .hf_fx import hf_symbolic_trace
+
+    leaves = FxnasTracer(req.leaf_types, req.leaf_predicate, req.leaf_rules, req.selects)
     try:
-        return hf_fx.symbolic_trace(model, input_names=inputs)
+        return hf_symbolic_trace(hf_fx, model, dict(zip(inputs, req.example_inputs)), req.concrete_args,
+                                 leaves.kept_whole)
     except Exception as exc:  # HF raises many types; all mean "cannot trace"
         raise TraceError(f"Hugging Face's tracer failed on {type(model).__name__} with inputs {inputs}: "
                          f"{type(exc).__name__}: {exc}") from exc

@@ -89,7 +89,7 @@ def test_user_leaf_rule_and_bad_name() -> None:
     with LEAF_RULES.scoped():
         LEAF_RULES.register("keep_seq", KeepSequential)
         assert any(isinstance(r, KeepSequential) for r in resolve_leaf_rules(None))
-    with pytest.raises(PatternError, match="leaf rule 'nope' is unknown.*layer_subclass, timm"):
+    with pytest.raises(PatternError, match="leaf rule 'nope' is unknown.*layer_subclass, linear_like, timm"):
         resolve_leaf_rules(["nope"])
 
 

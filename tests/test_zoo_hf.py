@@ -1,10 +1,11 @@
-"""The Hugging Face zoo: BERT, GPT-2 and ViT built from small configs (random weights), searched with the
-``linear`` pattern: trace ≡ eager, the pattern finds every nn.Linear the forward calls, all-ORIG ≡ model,
+"""The Hugging Face zoo: BERT, GPT-2, ViT and Whisper's encoder built from small configs (random weights),
+searched with the ``linear`` pattern: trace ≡ eager, the pattern finds every linear the forward calls (GPT-2's
+Conv1D too), all-ORIG ≡ model,
 a sampled subnet ≡ the supernet, ONNX ≡ torch.
 
 Plain ``torch.fx`` cannot trace transformers' argument handling; fxnas.trace picks Hugging Face's own fx tracer
-(transformers < 5) for a PreTrainedModel. BERT passes every stage; GPT-2 and ViT fail inside that tracer (strict
-xfails: a transformers that fixes them turns these red, to be promoted).
+(transformers < 5) for a PreTrainedModel, driven by ``fxnas.hf_fx`` so that GPT-2's vmap-built causal mask and
+ViT's decorated ``forward`` trace too.
 """
 
 from __future__ import annotations
@@ -17,15 +18,11 @@ from conftest import assert_close
 from torch import nn
 
 import fxnas
+from fxnas.linear_like import is_linear_like
+from fxnas.passes.patterns import resolve_pattern
 from fxnas.slot import SlotSpec
 
 transformers = pytest.importorskip("transformers")
-
-# Hugging Face's own fx tracer (transformers 4.57) traces BERT; GPT-2's mask builder vmaps over proxies and
-# ViT's output decorator pops from kwargs the tracer leaves None: both fail inside transformers
-HF_TRACER_FAILS = {"gpt2": "transformers' fx tracer: vmap over proxies in GPT-2's causal mask builder",
-                   "vit": "transformers' fx tracer: ViT's can_return_tuple pops from kwargs the tracer sets to None"}
-
 
 def bert() -> tuple[nn.Module, torch.Tensor]:
     cfg = transformers.BertConfig(vocab_size=64, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
@@ -44,7 +41,17 @@ def vit() -> tuple[nn.Module, torch.Tensor]:
     return transformers.ViTForImageClassification(cfg), torch.randn(1, 3, 32, 32)
 
 
-MODELS = {"bert": bert, "gpt2": gpt2, "vit": vit}
+def whisper_encoder() -> tuple[nn.Module, torch.Tensor]:
+    """Whisper's audio encoder (not on HF's list of fx-supported classes: traced at the example input)."""
+    cfg = transformers.WhisperConfig(vocab_size=64, d_model=32, encoder_layers=2, decoder_layers=1,
+                                     encoder_attention_heads=4, decoder_attention_heads=4, encoder_ffn_dim=64,
+                                     decoder_ffn_dim=64, num_mel_bins=16, max_source_positions=16,
+                                     max_target_positions=16, pad_token_id=0, bos_token_id=1, eos_token_id=2,
+                                     decoder_start_token_id=1)
+    return transformers.WhisperModel(cfg).get_encoder(), torch.randn(1, 16, 32)
+
+
+MODELS = {"bert": bert, "gpt2": gpt2, "vit": vit, "whisper_encoder": whisper_encoder}
 
 
 def candidates(spec: SlotSpec) -> list[str]:
@@ -61,9 +68,7 @@ def first_tensor(out) -> torch.Tensor:
     return out[0]
 
 
-@pytest.fixture(scope="module", params=[
-    pytest.param(name, marks=pytest.mark.xfail(strict=True, reason=HF_TRACER_FAILS[name]))
-    if name in HF_TRACER_FAILS else name for name in MODELS])
+@pytest.fixture(scope="module", params=list(MODELS))
 def case(request) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
     torch.manual_seed(0)
     model, x = MODELS[request.param]()
@@ -85,13 +90,13 @@ def test_linear_pattern_finds_every_called_linear(case) -> None:
     names = {id(m): n for n, m in model.named_modules()}
     called: set[str] = set()
     hooks = [m.register_forward_pre_hook(lambda mod, _a: called.add(names[id(mod)]) and None)
-             for m in model.modules() if isinstance(m, nn.Linear)]
+             for m in model.modules() if is_linear_like(m)]  # GPT-2's Conv1D too
     with torch.no_grad():
         model(x)
     for h in hooks:
         h.remove()
-    gm = fxnas.trace(model, x)
-    assert set(fxnas.rewrite(gm, "linear")) == called
+    gm = fxnas.trace(model, x, selects=resolve_pattern("linear").selects)  # as searchify traces for the pattern
+    assert called and set(fxnas.rewrite(gm, "linear")) == called
 
 
 def test_all_orig_sampled_and_onnx(case, tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ import copy
 import torch
 from torch import nn
 
+from ..linear_like import is_linear_like
 from ..slot import SlotSpec
 from .registry import CANDIDATES, conv_dims, odd_kernel, require_conv_spec
 
@@ -84,7 +85,8 @@ def identity(spec: SlotSpec) -> nn.Module:
     """
     if spec.in_shape == spec.out_shape:
         return nn.Identity()
-    if isinstance(spec.original, nn.Linear) or (spec.in_shape is not None and len(spec.in_shape) == 2):
+    linear = spec.original is not None and is_linear_like(spec.original)
+    if linear or (spec.in_shape is not None and len(spec.in_shape) == 2):
         return nn.Linear(spec.in_channels, spec.out_channels, bias=False)
     cin, cout, s = require_conv_spec("IDT", spec, GENERIC_DIMS)
     return conv_bn(cin, cout, 1, s, act=None, dim=conv_dims(spec))

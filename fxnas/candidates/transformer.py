@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import RegistryError, ShapeError
+from ..linear_like import as_linear
 from ..slot import SlotSpec
 from .registry import CANDIDATES
 
@@ -36,8 +37,9 @@ def _positive(name: str, v: str, low: int = 1, high: int | None = None) -> int:
 
 def _linear_dims(name: str, spec: SlotSpec) -> tuple[int, int]:
     """(in, out) features of a linear slot, or ShapeError saying which slots the candidate needs."""
-    if isinstance(spec.original, nn.Linear):
-        return spec.original.in_features, spec.original.out_features
+    lin = as_linear(spec.original) if spec.original is not None else None
+    if lin is not None:
+        return lin.in_features, lin.out_features
     if spec.in_shape is not None and len(spec.in_shape) == 2 and spec.in_channels and spec.out_channels:
         return spec.in_channels, spec.out_channels
     raise ShapeError(f"candidate {name} needs a linear slot (pattern 'linear'), but slot {spec.name!r} holds "
@@ -156,8 +158,9 @@ def _low_rank(p: str):
     def build(spec: SlotSpec) -> nn.Module:
         cin, cout = _linear_dims(f"LR{p}", spec)
         rank = max(1, round(pct / 100 * min(cin, cout)))
-        if isinstance(spec.original, nn.Linear):
-            return LowRankLinear.from_linear(spec.original, rank)
+        lin = as_linear(spec.original) if spec.original is not None else None
+        if lin is not None:
+            return LowRankLinear.from_linear(lin, rank)
         return LowRankLinear(cin, cout, rank, bias=spec.bias)
 
     return build

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import PatternError
+from ..linear_like import is_linear_like
 from ..registry import Registry
 from .blocks import is_inverted_residual, is_residual_block
 from .subgraphs import AttentionPattern, FunctionalPattern, GraphPattern, act, chain, conv, linear, norm, norm_act
@@ -102,9 +103,9 @@ def _dw1d(m: nn.Module) -> bool:
     return isinstance(m, nn.Conv1d) and m.groups > 1 and m.groups == m.in_channels
 
 
-@register_pattern("linear", "nn.Linear layers")
+@register_pattern("linear", "nn.Linear layers, and layers computing one (Hugging Face's Conv1D)")
 def _linear(m: nn.Module) -> bool:
-    return isinstance(m, nn.Linear)
+    return is_linear_like(m)
 
 
 @register_pattern("resnet_block", "residual blocks by structure: a shortcut added to a stack of 2+ convs",
