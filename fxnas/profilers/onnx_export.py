@@ -4,7 +4,9 @@ The exporters are tried in order until one succeeds: the TorchScript exporter (f
 dynamo exporter (``torch.export``: handles Python the TorchScript tracer cannot), then the TorchScript exporter
 again with every ``scaled_dot_product_attention`` call of an fx graph rewritten to its math form. Which one
 produced the file is returned (:class:`OnnxExport`) and written into the file's metadata
-(``fxnas.exporter``, ``fxnas.attention``; read back with :func:`onnx_exporter`).
+(``fxnas.exporter``, ``fxnas.attention``, ``fxnas.simplified``; read back with :func:`onnx_exporter`). onnxsim's
+simplification is kept only when onnxruntime runs it on the example inputs; otherwise the file is written as
+exported, and ``fallbacks`` says why.
 
 The check compares onnxruntime's output with a float64 run of the module: float32 noise grows with depth, so
 a fixed tolerance either misses real errors on small nets or rejects correct files of deep ones. The ONNX file
@@ -49,7 +51,8 @@ class OnnxExport:
     reference: str | None = None  # "float64" or "float32" (the module would not run in float64); None: no check
     max_error: float | None = None  # max |onnx - reference| over all outputs
     tolerance: float | None = None  # the largest error the check accepted
-    fallbacks: tuple[str, ...] = ()  # why earlier exporters were not used, one line each
+    fallbacks: tuple[str, ...] = ()  # why earlier exporters (or onnxsim's output) were not used, one line each
+    simplified: bool = False  # the file is onnxsim's simplification
 
 
 def run_onnx(path: str | os.PathLike, example_inputs: Any) -> list[np.ndarray]:
@@ -209,6 +212,27 @@ def _check(outs: list[np.ndarray], exp: list[torch.Tensor], ref: list[np.ndarray
     return worst, tol_used
 
 
+def _simplified(model: Any, path: Path, args: tuple[Any, ...], fallbacks: list[str]) -> tuple[Any, bool]:
+    """onnxsim's simplification of ``model`` when onnxruntime runs it on ``args``, else ``model`` as exported:
+    onnxsim can fold a Reshape into one onnxruntime's shape inference rejects (timm's cpubone)."""
+    import onnxruntime as ort
+    from onnxsim import simplify as onnxsim_simplify
+
+    small, ok = onnxsim_simplify(model)
+    if not ok:
+        raise FxnasError(f"onnxsim could not validate the simplified model of {path}")
+    if small.ByteSize() >= 2**31:  # over protobuf's in-memory limit: onnxsim checked it, trust that
+        return small, True
+    try:
+        sess = ort.InferenceSession(small.SerializeToString(), providers=["CPUExecutionProvider"])
+        sess.run(None, {i.name: a.detach().cpu().numpy() for i, a in zip(sess.get_inputs(), args)})
+    except Exception as exc:
+        fallbacks.append(f"onnxsim: onnxruntime rejects the simplified file ({_first_line(exc)}); "
+                         f"the file is written unsimplified")
+        return model, False
+    return small, True
+
+
 def export(
     module: nn.Module,
     example_inputs: Any,
@@ -266,13 +290,11 @@ def export(
     finally:
         module.train(was)
     model = onnx.load(str(path))
+    simplified = False
     if simplify:
-        from onnxsim import simplify as onnxsim_simplify
-
-        model, ok = onnxsim_simplify(model)
-        if not ok:
-            raise FxnasError(f"onnxsim could not validate the simplified model of {path}")
-    for k, v in {"exporter": name, "attention": attention, "opset": str(opset)}.items():
+        model, simplified = _simplified(model, path, args, fallbacks)
+    for k, v in {"exporter": name, "attention": attention, "opset": str(opset),
+                 "simplified": str(simplified).lower()}.items():
         entry = model.metadata_props.add()
         entry.key, entry.value = _META + k, v
     onnx.save(model, str(path))
@@ -280,7 +302,7 @@ def export(
     if check:
         err, tol = _check(run_onnx(path, args), expected, ref, rtol, atol, noise_factor)
     return OnnxExport(path, name, attention, opset, dynamic_batch, None if not check else
-                      ("float64" if ref is not None else "float32"), err, tol, tuple(fallbacks))
+                      ("float64" if ref is not None else "float32"), err, tol, tuple(fallbacks), simplified)
 
 
 def export_onnx(module: nn.Module, example_inputs: Any, path: str | os.PathLike, simplify: bool = True,

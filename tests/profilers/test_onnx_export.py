@@ -68,7 +68,8 @@ def test_auto_falls_back_to_dynamo_and_says_so(tmp_path: Path) -> None:
     assert res.exporter == "dynamo" and res.attention == "native"
     assert len(res.fallbacks) == 1 and res.fallbacks[0].startswith("torchscript/native:")
     assert "adaptive_avg_pool2d" in res.fallbacks[0]
-    assert onnx_export.onnx_exporter(res.path) == {"exporter": "dynamo", "attention": "native", "opset": "18"}
+    assert onnx_export.onnx_exporter(res.path) == {"exporter": "dynamo", "attention": "native", "opset": "18",
+                                                   "simplified": "true"}
     with torch.no_grad():
         np.testing.assert_allclose(run_onnx(res.path, x)[0], m(x).numpy(), rtol=1e-4, atol=1e-5)
 
@@ -191,3 +192,25 @@ def test_torchvision_segmentation_dict_outputs(name: str, tmp_path: Path) -> Non
     with torch.no_grad():
         want = m(x)
     assert len(run_onnx(res.path, x)) == len(want) and res.max_error <= res.tolerance
+
+
+def test_a_simplified_file_onnxruntime_rejects_is_not_kept(tmp_path: Path, monkeypatch) -> None:
+    """onnxsim can fold shapes into a file onnxruntime will not load (timm's cpubone_nano): keep the export."""
+    import onnxsim
+
+    def broken(model):
+        bad = onnx.ModelProto()
+        bad.CopyFrom(model)
+        shape = onnx.helper.make_tensor("bad_shape", onnx.TensorProto.INT64, [2], [7, 7])
+        bad.graph.initializer.append(shape)
+        out = bad.graph.output[0].name
+        bad.graph.node[-1].output[0] = "pre_reshape"
+        bad.graph.node.append(onnx.helper.make_node("Reshape", ["pre_reshape", "bad_shape"], [out]))
+        return bad, True
+
+    monkeypatch.setattr(onnxsim, "simplify", broken)
+    model, x = nn.Sequential(nn.Linear(4, 3), nn.ReLU()).eval(), torch.randn(2, 4)
+    res = onnx_export.export(model, x, tmp_path / "m.onnx")
+    assert not res.simplified and any(f.startswith("onnxsim: onnxruntime rejects") for f in res.fallbacks)
+    assert onnx_export.onnx_exporter(res.path)["simplified"] == "false"
+    np.testing.assert_allclose(run_onnx(res.path, x)[0], model(x).detach().numpy(), rtol=1e-5, atol=1e-6)
