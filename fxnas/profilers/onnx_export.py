@@ -213,12 +213,17 @@ def _check(outs: list[np.ndarray], exp: list[torch.Tensor], ref: list[np.ndarray
 
 
 def _simplified(model: Any, path: Path, args: tuple[Any, ...], fallbacks: list[str]) -> tuple[Any, bool]:
-    """onnxsim's simplification of ``model`` when onnxruntime runs it on ``args``, else ``model`` as exported:
-    onnxsim can fold a Reshape into one onnxruntime's shape inference rejects (timm's cpubone)."""
+    """onnxsim's simplification of ``model`` when onnxsim succeeds and onnxruntime runs its result on ``args``,
+    else ``model`` as exported: onnxsim can fold a Reshape into one onnxruntime's shape inference rejects
+    (timm's cpubone), or fail on a graph it rewrote itself (timm's hieradet)."""
     import onnxruntime as ort
     from onnxsim import simplify as onnxsim_simplify
 
-    small, ok = onnxsim_simplify(model)
+    try:
+        small, ok = onnxsim_simplify(model)
+    except Exception as exc:  # onnxsim's own failure (timm's hieradet: it cannot sort the graph it made)
+        fallbacks.append(f"onnxsim: {_first_line(exc)}; the file is written unsimplified")
+        return model, False
     if not ok:
         raise FxnasError(f"onnxsim could not validate the simplified model of {path}")
     if small.ByteSize() >= 2**31:  # over protobuf's in-memory limit: onnxsim checked it, trust that

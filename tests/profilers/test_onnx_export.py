@@ -194,8 +194,10 @@ def test_torchvision_segmentation_dict_outputs(name: str, tmp_path: Path) -> Non
     assert len(run_onnx(res.path, x)) == len(want) and res.max_error <= res.tolerance
 
 
-def test_a_simplified_file_onnxruntime_rejects_is_not_kept(tmp_path: Path, monkeypatch) -> None:
-    """onnxsim can fold shapes into a file onnxruntime will not load (timm's cpubone_nano): keep the export."""
+@pytest.mark.parametrize("failure", ["rejected", "raises"])
+def test_a_simplified_file_onnxruntime_rejects_is_not_kept(failure: str, tmp_path: Path, monkeypatch) -> None:
+    """onnxsim can fold shapes into a file onnxruntime will not load (timm's cpubone_nano), or raise on its own
+    rewrite (timm's hieradet_small): the file is written as exported."""
     import onnxsim
 
     def broken(model):
@@ -206,11 +208,14 @@ def test_a_simplified_file_onnxruntime_rejects_is_not_kept(tmp_path: Path, monke
         out = bad.graph.output[0].name
         bad.graph.node[-1].output[0] = "pre_reshape"
         bad.graph.node.append(onnx.helper.make_node("Reshape", ["pre_reshape", "bad_shape"], [out]))
+        if failure == "raises":
+            raise RuntimeError("Nodes in a graph must be topologically sorted")
         return bad, True
 
     monkeypatch.setattr(onnxsim, "simplify", broken)
     model, x = nn.Sequential(nn.Linear(4, 3), nn.ReLU()).eval(), torch.randn(2, 4)
     res = onnx_export.export(model, x, tmp_path / "m.onnx")
-    assert not res.simplified and any(f.startswith("onnxsim: onnxruntime rejects") for f in res.fallbacks)
+    why = "onnxsim: onnxruntime rejects" if failure == "rejected" else "onnxsim: RuntimeError: Nodes in a graph"
+    assert not res.simplified and any(f.startswith(why) for f in res.fallbacks), res.fallbacks
     assert onnx_export.onnx_exporter(res.path)["simplified"] == "false"
     np.testing.assert_allclose(run_onnx(res.path, x)[0], model(x).detach().numpy(), rtol=1e-5, atol=1e-6)
