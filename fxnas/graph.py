@@ -119,11 +119,13 @@ def trace_fixes(model: nn.Module, failed: nn.Module, root: bool = False) -> str:
     leaf = (f"mark that module as a leaf (trace(..., leaf_modules=[{type(failed).__name__}]) or a rule in "
             f"fxnas.leaves.LEAF_RULES)") if not root else (
         "move the data-dependent code into a submodule and mark that a leaf")
-    fixes = [leaf, "pass concrete_args={name: value} for forward arguments that steer control flow"]
-    flags = ("--leaf FILE.py:CLASS", "--concrete NAME=VALUE")
+    fixes = [leaf, "pass concrete_args={name: value} for forward arguments that steer control flow",
+             "trace with tracer='meta' when the branch reads shapes (decided at the example inputs' shapes; "
+             "needs transformers<5)"]
+    flags = ("--leaf FILE.py:CLASS", "--concrete NAME=VALUE", "--tracer meta")
     fixes = [f"{f} (fxnas searchify: {flag})" for f, flag in zip(fixes, flags)]
     if root:
-        fixes.reverse()
+        fixes[:2] = fixes[1::-1]
     from .tracers import hf_fx_module, is_pretrained_model
 
     if is_pretrained_model(model) and hf_fx_module() is not None:

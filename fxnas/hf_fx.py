@@ -145,7 +145,8 @@ def _tracer_class(hf_fx: Any, leaf: Callable[[nn.Module, str], bool]) -> type:
 
 def hf_symbolic_trace(hf_fx: Any, model: nn.Module, inputs: Mapping[str, Any],
                       concrete: Mapping[str, Any] | None = None,
-                      leaf: Callable[[nn.Module, str], bool] = lambda m, name: False) -> fx.GraphModule:
+                      leaf: Callable[[nn.Module, str], bool] = lambda m, name: False,
+                      autowrap: tuple[Callable[..., Any], ...] = ()) -> fx.GraphModule:
     """What ``transformers.utils.fx.symbolic_trace(model, input_names=list(inputs))`` does, with the fixes above.
 
     ``inputs`` maps forward's input names to example values. For a class on HF's list of supported models,
@@ -155,17 +156,19 @@ def hf_symbolic_trace(hf_fx: Any, model: nn.Module, inputs: Mapping[str, Any],
     """
     cls = type(model)
     named_forward(model)
-    if "past_key_values" not in inputs and getattr(model.config, "use_cache", False):
+    config = getattr(model, "config", None)
+    if "past_key_values" not in inputs and getattr(config, "use_cache", False):
         model.config.use_cache = False  # (symbolic_trace does the same: a cache would be a graph output)
     with traceable_masks():
         dummy = None if hf_fx.is_model_supported(model) else dict(inputs)
-        graph = _tracer_class(hf_fx, leaf)().trace(model, concrete_args=fixed_args(model, list(inputs), concrete),
-                                                   dummy_inputs=dummy,
-                                                   complete_concrete_args_with_inputs_not_in_dummy_inputs=False)
+        tracer = _tracer_class(hf_fx, leaf)(autowrap_functions=autowrap)
+        graph = tracer.trace(model, concrete_args=fixed_args(model, list(inputs), concrete), dummy_inputs=dummy,
+                             complete_concrete_args_with_inputs_not_in_dummy_inputs=False)
     if isinstance(graph._codegen, fx.graph._PyTreeCodeGen):  # a dict concrete arg (``**kwargs``) made fx
         graph._codegen = fx.graph.CodeGen()  # flatten every forward argument; HF removed all but the inputs
     traced = fx.GraphModule(model, graph)
-    traced.config = model.config
-    traced.class_for_deserialization = cls
-    traced.device = model.device
+    if config is not None:  # what HF's symbolic_trace sets on a PreTrainedModel's graph
+        traced.config = config
+        traced.class_for_deserialization = cls
+        traced.device = model.device
     return traced

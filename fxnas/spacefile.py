@@ -87,6 +87,7 @@ class SpaceRecipe:
     elastic: dict[str, Any] | None = None
     leaf_modules: list[str] = field(default_factory=list)
     concrete_args: dict[str, Any] = field(default_factory=dict)
+    tracer: str | None = None  # a name of fxnas.tracers.TRACERS; None: the default for the model
 
     def __post_init__(self) -> None:
         from .elastic.config import validate_elastic
@@ -104,6 +105,11 @@ class SpaceRecipe:
         self.input_shape = tuple(int(d) for d in self.input_shape)
         self.leaf_modules = [str(r) for r in self.leaf_modules]
         self.concrete_args = dict(self.concrete_args)
+        if self.tracer is not None:
+            from .tracers import TRACERS
+
+            if self.tracer not in TRACERS:
+                raise ConfigError(f"unknown tracer {self.tracer!r}; valid tracers: {', '.join(TRACERS.names())}")
         self.leaf_types()  # an unknown class fails now, not on reload
 
     def leaf_types(self) -> tuple[type, ...]:
@@ -141,7 +147,7 @@ class SpaceRecipe:
         if self.pattern is not None:
             net = build_supernet(model, self.pattern, record, self.example_inputs(), self.mixed_op,
                                  self.mixed_op_args or None, seed=self.seed, leaf_modules=self.leaf_types(),
-                                 concrete_args=self.concrete_args or None)
+                                 concrete_args=self.concrete_args or None, tracer=self.tracer)
         else:
             net = model
         if self.elastic is not None:
@@ -159,7 +165,7 @@ class SpaceRecipe:
                 "pattern": self.pattern, "candidates": self.candidates, "mixed_op": self.mixed_op,
                 "mixed_op_args": dict(self.mixed_op_args), "seed": self.seed, "elastic": self.elastic,
                 "leaf_modules": [_ref_path(r, relative_to, portable_path) for r in self.leaf_modules],
-                "concrete_args": dict(self.concrete_args)}
+                "concrete_args": dict(self.concrete_args), "tracer": self.tracer}
 
     @classmethod
     def from_dict(cls, d: Mapping[str, Any], relative_to: str | os.PathLike | None = None) -> SpaceRecipe:
@@ -176,7 +182,7 @@ class SpaceRecipe:
                    d.get("candidates"), d.get("mixed_op", "Index"), dict(d.get("mixed_op_args") or {}), weights,
                    int(d.get("seed", 0)), d.get("elastic"),
                    [_ref_path(r, relative_to, _joined) for r in d.get("leaf_modules") or []],
-                   dict(d.get("concrete_args") or {}))
+                   dict(d.get("concrete_args") or {}), d.get("tracer"))
 
 
 def describe_slots(specs: Mapping[str, SlotSpec], net: fx.GraphModule) -> dict[str, dict[str, Any]]:

@@ -36,12 +36,32 @@ class TraceRequest:
 Tracer = Callable[[nn.Module, TraceRequest], fx.GraphModule]
 
 
+def unfed_defaults(model: nn.Module, n_inputs: int, concrete: dict[str, Any] | None) -> dict[str, Any]:
+    """``concrete`` plus every ``forward`` parameter past the ``n_inputs`` fed ones whose default is None or a
+    bool (an optional mask, a flag): fixed to that default, as the eager call with the example inputs runs.
+
+    Left free, fx would trace the ``mask is not None`` branch with a proxy standing for a mask no one passes
+    (timm's Hiera), or fail on ``if flag:``.
+    """
+    out = dict(concrete or {})
+    try:
+        params = list(inspect.signature(model.forward).parameters.values())
+    except (TypeError, ValueError):
+        return out
+    for p in params[n_inputs:]:
+        if p.name not in out and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) \
+                and (p.default is None or isinstance(p.default, bool)):
+            out[p.name] = p.default
+    return out
+
+
 @TRACERS.register("fx")
 def fx_tracer(model: nn.Module, req: TraceRequest) -> fx.GraphModule:
-    """torch.fx's symbolic tracing with fxnas's leaf rules (the default)."""
+    """torch.fx's symbolic tracing with fxnas's leaf rules (the default); unfed optional arguments fixed."""
     from .graph import symbolic_trace
 
-    return symbolic_trace(model, req.leaf_types, req.leaf_predicate, req.concrete_args, req.stack_traces,
+    concrete = unfed_defaults(model, len(req.example_inputs), req.concrete_args)
+    return symbolic_trace(model, req.leaf_types, req.leaf_predicate, concrete or None, req.stack_traces,
                           req.leaf_rules, req.selects)
 
 
@@ -60,17 +80,18 @@ def is_pretrained_model(model: nn.Module) -> bool:
                for c in type(model).__mro__)
 
 
-@TRACERS.register("hf")
-def hf_tracer(model: nn.Module, req: TraceRequest) -> fx.GraphModule:
-    """Hugging Face's HFTracer, inputs named after the examples; masks built without vmap (``fxnas.hf_fx``)."""
+def _hf_trace(model: nn.Module, req: TraceRequest, name: str) -> fx.GraphModule:
     hf_fx = hf_fx_module()
     if hf_fx is None:
-        import transformers
+        try:
+            import transformers
 
+            have = f"transformers {transformers.__version__} does not ship it (removed in 5.0)"
+        except ImportError:
+            have = "transformers is not installed"
         raise TraceError(
-            f"tracer='hf' needs transformers.utils.fx, which transformers {transformers.__version__} does not "
-            f"ship (removed in 5.0); install transformers<5 for Hugging Face's fx tracer, or trace with "
-            f"tracer='fx' and concrete_args for the forward flags")
+            f"tracer={name!r} needs Hugging Face's fx tracer, transformers.utils.fx, and {have}; install "
+            f"transformers<5, or trace with tracer='fx' and concrete_args for the forward flags")
     # the example inputs are positional: they name forward's leading parameters (input_ids, pixel_values...)
     fixed = set(req.concrete_args or {})
     params = [p.name for p in inspect.signature(model.forward).parameters.values()
@@ -80,12 +101,27 @@ def hf_tracer(model: nn.Module, req: TraceRequest) -> fx.GraphModule:
     from .hf_fx import hf_symbolic_trace
 
     leaves = FxnasTracer(req.leaf_types, req.leaf_predicate, req.leaf_rules, req.selects)
+    autowrap = tuple(f for r in req.leaf_rules for f in r.autowrap_functions())
     try:
         return hf_symbolic_trace(hf_fx, model, dict(zip(inputs, req.example_inputs)), req.concrete_args,
-                                 leaves.kept_whole)
+                                 leaves.kept_whole, autowrap)
     except Exception as exc:  # HF raises many types; all mean "cannot trace"
-        raise TraceError(f"Hugging Face's tracer failed on {type(model).__name__} with inputs {inputs}: "
-                         f"{type(exc).__name__}: {exc}") from exc
+        raise TraceError(f"tracer {name!r} (Hugging Face's HFTracer) failed on {type(model).__name__} with inputs "
+                         f"{inputs}: {type(exc).__name__}: {exc}") from exc
+
+
+@TRACERS.register("hf")
+def hf_tracer(model: nn.Module, req: TraceRequest) -> fx.GraphModule:
+    """Hugging Face's HFTracer, inputs named after the examples; masks built without vmap (``fxnas.hf_fx``)."""
+    return _hf_trace(model, req, "hf")
+
+
+@TRACERS.register("meta")
+def meta_tracer(model: nn.Module, req: TraceRequest) -> fx.GraphModule:
+    """HFTracer on any module: every traced value carries a meta tensor of its shape at the example inputs, so
+    shape-dependent Python (``if x.ndim != 4``, ``if H == W``) is decided at those shapes. The graph is
+    specialised to them, as an export at fixed shapes is."""
+    return _hf_trace(model, req, "meta")
 
 
 def resolve_tracer(tracer: str | Tracer | None, model: nn.Module) -> Tracer:
@@ -111,4 +147,4 @@ def check_traced(gm: Any, tracer: Any) -> fx.GraphModule:
 
 
 __all__ = ["TRACERS", "TraceRequest", "Tracer", "check_traced", "fx_tracer", "hf_tracer", "is_pretrained_model",
-           "resolve_tracer"]
+           "meta_tracer", "resolve_tracer", "unfed_defaults"]

@@ -108,13 +108,22 @@ def test_leaf_fix_suggested_by_the_error_works() -> None:
     torch.testing.assert_close(gm(x), m(x))
 
 
+class DataBranch(nn.Module):
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        if mask is not None:  # an optional input no one feeds: folded to None, as the eager call runs
+            x = x * mask
+        return x * 2 if x.sum() > 0 else x  # data-dependent: no tracer option but meta/leaf helps
+
+
 def test_concrete_args_steer_control_flow() -> None:
     m = Flagged()
     x = torch.randn(2, 4)
-    with pytest.raises(fxnas.TraceError, match="in module '<root>'"):
-        fxnas.trace(m, x)
+    gm = fxnas.trace(m, x)  # an unfed bool flag is fixed to its default
+    torch.testing.assert_close(gm(x), m(x))
     gm = fxnas.trace(m, x, concrete_args={"double": True})
     torch.testing.assert_close(gm(x), m(x, True))
+    with pytest.raises(fxnas.TraceError, match="in module '<root>'.*concrete_args.*tracer='meta'"):
+        fxnas.trace(DataBranch(), x)
 
 
 def test_bad_inputs() -> None:

@@ -63,3 +63,51 @@ def test_hf_model_trace_error_names_place_line_and_options() -> None:
     assert "tracer='hf'" in msg
     with pytest.raises(TraceError, match="tracer='hf' needs transformers.utils.fx"):
         fxnas.trace(model, ids, tracer="hf")
+
+
+class OptionalMask(nn.Module):
+    """timm's Hiera: ``if mask is not None`` on an optional input the example does not feed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lin = nn.Linear(4, 4)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None, scale: bool = False) -> torch.Tensor:
+        if mask is not None:
+            x = x * mask
+        y = self.lin(x)
+        return y * 2 if scale else y
+
+
+class ShapeBranch(nn.Module):
+    """timm's Gemma4 ViT: a branch on the input's rank, which plain fx cannot decide."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim != 4 or x.shape[-1] != x.shape[-2]:
+            return x
+        return self.conv(x).flatten(1)
+
+
+def test_unfed_optional_inputs_and_flags_fold_to_their_defaults() -> None:
+    m, x = OptionalMask().eval(), torch.randn(2, 4)
+    gm = fxnas.trace(m, x)
+    assert [n.target for n in gm.graph.nodes if n.op == "call_function" and "mul" in str(n.target)] == []
+    torch.testing.assert_close(gm(x), m(x))
+    gm = fxnas.trace(m, x, concrete_args={"scale": True})  # an explicit value wins over the default
+    torch.testing.assert_close(gm(x), m(x, scale=True))
+
+
+def test_meta_tracer_decides_shape_branches_at_the_example_shape() -> None:
+    if hf_fx_module() is None:
+        pytest.skip("the meta tracer needs transformers.utils.fx (transformers<5)")
+    m, x = ShapeBranch().eval(), torch.randn(1, 3, 6, 6)
+    with pytest.raises(TraceError, match="tracer='meta'"):
+        fxnas.trace(m, x)
+    gm = fxnas.trace(m, x, tracer="meta")
+    torch.testing.assert_close(gm(x), m(x))
+    net = fxnas.searchify(m, "conv", ["ORIG", "DW3"], example_inputs=x, tracer="meta")
+    assert list(net.space) == ["conv"]

@@ -17,6 +17,7 @@ from ..outputs import check_writable
 from ..passes.patterns import PATTERNS
 from ..spacefile import SpaceRecipe, write_space
 from ..supernet import space_of
+from ..tracers import TRACERS
 from .common import RegistryOption, epilog, import_option
 
 
@@ -94,12 +95,15 @@ def elastic_table(net: Any) -> Any:
 @click.option("--concrete", "concrete", multiple=True, metavar="ARG=VALUE",
               help="A fixed value for a forward argument that steers control flow (repeatable, YAML value), "
                    "e.g. --concrete use_aux=false.")
+@click.option("--tracer", default=None, cls=RegistryOption, registry=TRACERS,
+              help="How the model becomes a graph (default: hf for Hugging Face models, else fx); meta decides "
+                   "shape-dependent Python at --input-shape.")
 @click.option("--out", "-o", type=click.Path(dir_okay=False), default=None,
               help="Write a space file (YAML) from which the same supernet is re-created.")
 def searchify(imports: tuple[str, ...], model: str, pattern: str | None, candidates: str | None,
               input_shape: tuple[int, ...], weights: str | None, model_args: tuple[str, ...], mixed_op: str,
               seed: int, elastic_args: tuple[str, ...], leaves: tuple[str, ...], concrete: tuple[str, ...],
-              out: str | None) -> None:
+              tracer: str | None, out: str | None) -> None:
     """Find the slots PATTERN matches in MODEL (model.py, model.py:build or torchvision:resnet18).
 
     With --elastic, the model's width, kernel or depth become elastic too (alone: without --pattern, no
@@ -114,7 +118,7 @@ def searchify(imports: tuple[str, ...], model: str, pattern: str | None, candida
         pattern = "conv3x3"
     recipe = SpaceRecipe(source, input_shape, pattern, candidates or "ORIG", mixed_op, weights=weights, seed=seed,
                          elastic=elastic, leaf_modules=list(leaves),
-                         concrete_args=parse_kwargs(concrete, what="--concrete"))
+                         concrete_args=parse_kwargs(concrete, what="--concrete"), tracer=tracer)
     t0 = time.perf_counter()
     net, specs = recipe.build()
     secs = time.perf_counter() - t0

@@ -2,8 +2,9 @@
 
 The exporters are tried in order until one succeeds: the TorchScript exporter (fast, the most mature), the
 dynamo exporter (``torch.export``: handles Python the TorchScript tracer cannot), then the TorchScript exporter
-again with every ``scaled_dot_product_attention`` call of an fx graph rewritten to its math form. Which one
-produced the file is returned (:class:`OnnxExport`) and written into the file's metadata
+again with every ``scaled_dot_product_attention`` and RMS-norm call of an fx graph rewritten to its math form
+(:data:`MATH_FORMS`; ``attention="math"``). An exporter whose file onnxruntime cannot run counts as failed.
+Which one produced the file is returned (:class:`OnnxExport`) and written into the file's metadata
 (``fxnas.exporter``, ``fxnas.attention``, ``fxnas.simplified``; read back with :func:`onnx_exporter`). onnxsim's
 simplification is kept only when onnxruntime runs it on the example inputs; otherwise the file is written as
 exported, and ``fallbacks`` says why.
@@ -55,11 +56,11 @@ class OnnxExport:
     simplified: bool = False  # the file is onnxsim's simplification
 
 
-def run_onnx(path: str | os.PathLike, example_inputs: Any) -> list[np.ndarray]:
-    """Run an ONNX file with onnxruntime on CPU."""
+def run_onnx(path: str | os.PathLike | bytes, example_inputs: Any) -> list[np.ndarray]:
+    """Run an ONNX file (or a serialised model) with onnxruntime on CPU."""
     import onnxruntime as ort
 
-    sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    sess = ort.InferenceSession(path if isinstance(path, bytes) else str(path), providers=["CPUExecutionProvider"])
     feeds = {i.name: a.detach().cpu().numpy() for i, a in zip(sess.get_inputs(), as_tuple(example_inputs))}
     return sess.run(None, feeds)
 
@@ -93,6 +94,22 @@ def math_sdpa(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, attn_
     return scores.softmax(-1) @ value
 
 
+def math_rms_norm(x: torch.Tensor, normalized_shape: Any, weight: torch.Tensor | None = None,
+                  eps: float | None = None) -> torch.Tensor:
+    """``F.rms_norm`` written out (x / sqrt(mean(x²) + eps) · weight): opset 18 has no RMSNormalization."""
+    n = 1 if isinstance(normalized_shape, int) else len(normalized_shape)
+    eps = torch.finfo(x.dtype).eps if eps is None else eps
+    y = x * torch.rsqrt(x.pow(2).mean(dim=tuple(range(-n, 0)), keepdim=True) + eps)
+    return y if weight is None else y * weight
+
+
+# functions with no ONNX lowering in some exporter or opset, and their math forms
+MATH_FORMS: dict[Any, Callable[..., torch.Tensor]] = {
+    F.scaled_dot_product_attention: math_sdpa, torch._C._nn.scaled_dot_product_attention: math_sdpa,
+    F.rms_norm: math_rms_norm, torch.rms_norm: math_rms_norm,
+}
+
+
 def fold_unfed_inputs(module: nn.Module, n_inputs: int) -> nn.Module:
     """A GraphModule with its placeholders past the first ``n_inputs`` folded to their defaults (a copy).
 
@@ -118,15 +135,23 @@ def fold_unfed_inputs(module: nn.Module, n_inputs: int) -> nn.Module:
 
 
 def math_attention(module: nn.Module) -> tuple[nn.Module, int]:
-    """A copy of ``module`` whose fx graphs call :func:`math_sdpa` for attention, and how many calls changed."""
+    """A copy of ``module`` whose fx graphs call the math forms of :data:`MATH_FORMS` (attention, RMS norm) and
+    whose ``nn.RMSNorm`` calls are written out too; and how many calls changed."""
     module = copy.deepcopy(module)
     changed = 0
     for sub in module.modules():
         if isinstance(sub, fx.GraphModule):
-            for node in sub.graph.nodes:
-                if node.op == "call_function" and node.target in (F.scaled_dot_product_attention,
-                                                                  torch._C._nn.scaled_dot_product_attention):
-                    node.target = math_sdpa
+            for node in list(sub.graph.nodes):
+                if node.op == "call_function" and node.target in MATH_FORMS:
+                    node.target = MATH_FORMS[node.target]
+                    changed += 1
+                elif node.op == "call_module" and isinstance(norm := sub.get_submodule(node.target), nn.RMSNorm):
+                    with sub.graph.inserting_before(node):
+                        w = sub.graph.get_attr(f"{node.target}.weight") if norm.weight is not None else None
+                        new = sub.graph.call_function(math_rms_norm, (node.args[0], tuple(norm.normalized_shape),
+                                                                      w, norm.eps))
+                    node.replace_all_uses_with(new)
+                    sub.graph.erase_node(node)
                     changed += 1
             sub.recompile()
     return module, changed
@@ -216,7 +241,6 @@ def _simplified(model: Any, path: Path, args: tuple[Any, ...], fallbacks: list[s
     """onnxsim's simplification of ``model`` when onnxsim succeeds and onnxruntime runs its result on ``args``,
     else ``model`` as exported: onnxsim can fold a Reshape into one onnxruntime's shape inference rejects
     (timm's cpubone), or fail on a graph it rewrote itself (timm's hieradet)."""
-    import onnxruntime as ort
     from onnxsim import simplify as onnxsim_simplify
 
     try:
@@ -229,8 +253,7 @@ def _simplified(model: Any, path: Path, args: tuple[Any, ...], fallbacks: list[s
     if small.ByteSize() >= 2**31:  # over protobuf's in-memory limit: onnxsim checked it, trust that
         return small, True
     try:
-        sess = ort.InferenceSession(small.SerializeToString(), providers=["CPUExecutionProvider"])
-        sess.run(None, {i.name: a.detach().cpu().numpy() for i, a in zip(sess.get_inputs(), args)})
+        run_onnx(small.SerializeToString(), args)
     except Exception as exc:
         fallbacks.append(f"onnxsim: onnxruntime rejects the simplified file ({_first_line(exc)}); "
                          f"the file is written unsimplified")
@@ -285,6 +308,7 @@ def export(
                     # exported with autograd on: under no_grad, nn.MultiheadAttention takes its fused fast
                     # path, aten::_native_multi_head_attention, which has no ONNX symbolic
                     _RUNNERS[name](m, args, path, opset, len(expected), dynamic_batch)
+                run_onnx(path, args)  # an exporter can write a file onnxruntime rejects: then try the next
                 break
             except Exception as exc:
                 fallbacks.append(f"{name}/{attention}: {_first_line(exc)}")

@@ -219,3 +219,29 @@ def test_a_simplified_file_onnxruntime_rejects_is_not_kept(failure: str, tmp_pat
     assert not res.simplified and any(f.startswith(why) for f in res.fallbacks), res.fallbacks
     assert onnx_export.onnx_exporter(res.path)["simplified"] == "false"
     np.testing.assert_allclose(run_onnx(res.path, x)[0], model(x).detach().numpy(), rtol=1e-5, atol=1e-6)
+
+
+class RMSNormed(nn.Module):
+    """RMS norms as a module and as a function (timm's Gemma4 ViT): opset 18 has no RMSNormalization."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.norm, self.lin = nn.RMSNorm(8, eps=1e-6), nn.Linear(8, 8)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.rms_norm(self.lin(self.norm(x)), (8,), eps=1e-5)
+
+
+def test_rms_norm_exports_in_its_math_form(tmp_path: Path) -> None:
+    torch.manual_seed(0)
+    m = RMSNormed().eval()
+    with torch.no_grad():
+        m.norm.weight.uniform_(0.5, 1.5)
+    x = torch.randn(2, 5, 8)
+    gm = fxnas.trace(m, x)
+    math_gm, changed = onnx_export.math_attention(gm)
+    assert changed == 2
+    torch.testing.assert_close(math_gm(x), m(x), rtol=1e-5, atol=1e-6)
+    res = onnx_export.export(gm, x, tmp_path / "m.onnx")
+    assert res.attention == "math" or res.exporter == "dynamo"  # whichever lowers rms_norm; checked vs torch
+    np.testing.assert_allclose(run_onnx(res.path, x)[0], m(x).detach().numpy(), rtol=1e-4, atol=1e-5)
