@@ -5,8 +5,8 @@ ONNX ≡ torch, on one representative of every timm model family (``timm.list_mo
 A CI-sized subset runs by default; every other family is marked slow (``pytest -m slow tests/test_zoo_timm.py``).
 ``FXNAS_ZOO=name,name`` runs just those models, slow or not; ``tests/zoo_coverage.py`` runs every model in a
 process of its own under a time limit and writes the per-stage table of ``docs/models.md``.
-Models that cannot pass today are listed in EXCLUDED with the reason, as non-strict xfails: they turn green as
-the features they need land.
+A model that cannot pass is listed in EXCLUDED with the reason, as a non-strict xfail (none is, today); one that
+needs another tracer than fx is listed in TRACER.
 """
 
 from __future__ import annotations
@@ -39,18 +39,7 @@ _SMALL = re.compile(r"atto|femto|pico|nano|tiny|mini|small|xxs|xs|_t\b|_s\b|050|
 IMG_SIZE_KW = 64
 SIZE = 64
 # model → reason: xfail (non-strict) until the feature it needs lands
-EXCLUDED: dict[str, str] = {  # measured: the first stage each fails, and why
-    'coat_mini': 'sampled_onnx: NotImplementedError: Module [Module] is missing the required "forward" funct',
-    'crossvit_18_240': 'trace: CrossVit (crossvit.py:306) if H != ss[0] or W != ss[1]:: TraceError: symbolically t',
-    'efficientvit_b0': 'trace: LiteMLA (efficientvit_mit.py:384) if not torch.jit.is_scripting() and v.device.type',
-    'efficientvit_m0': 'trace: LocalWindowAttention (efficientvit_msra.py:361) if H == ws and W == ws:: TraceError',
-    'gemma4_vit_167m': "trace: Gemma4VitEncoder (gemma4_vit.py:830) if x.ndim != 4 or self.global_pool != 'soft'::",
-    'hiera_tiny_224': 'trace: PatchEmbed (hiera.py:78) _assert(len(mask.shape[2:]) == len(target_size), "mask spa',
-    'qwen3_vit_88m': 'trace: Qwen3VitEncoder (qwen3_vit.py:64) if H == grid_size and W == grid_size:: TraceError',
-    'tiny_vit_5m_224': 'trace: TinyVitBlock (tiny_vit.py:394) if H == self.window_size and W == self.window_size::',
-    'xcit_nano_12_p8_224': 'sampled_onnx: RuntimeError: Node pos_embed_token_projection_weight target pos_embed.token_',
-    'deepseek_vit_412m': 'over 300 s per model on 2 CPU cores',
-}
+EXCLUDED: dict[str, str] = {}  # measured with tests/zoo_coverage.py: every model passes every stage today
 
 
 # model → tracer, where plain fx cannot decide the model's shape-dependent Python (as data, like EXCLUDED)
