@@ -171,3 +171,34 @@ def test_leaf_and_concrete_args_make_control_flow_traceable(tmp_path: Path) -> N
     torch.testing.assert_close(net.eval()(x), load_supernet(out).eval()(x))
     bad = run("searchify", model, "-s", "1,3,8,8", "--leaf", "torch.nn.functional:relu")
     assert bad.exit_code != 0 and "is not an nn.Module class" in bad.output
+
+
+SHAPE_BRANCH = '''
+from torch import nn
+
+
+class Net(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.c1, self.c2 = nn.Conv2d(3, 8, 3, padding=1), nn.Conv2d(8, 8, 3, padding=1)
+
+    def forward(self, x):
+        if x.shape[-1] != x.shape[-2]:
+            raise ValueError("square inputs only")
+        return self.c2(self.c1(x)).mean((2, 3))
+'''
+
+
+def test_meta_tracer_from_the_command_line_is_recorded(tmp_path: Path) -> None:
+    pytest.importorskip("transformers.utils.fx")
+    (tmp_path / "net.py").write_text(SHAPE_BRANCH)
+    model = f"{tmp_path / 'net.py'}:Net"
+    failed = run("searchify", model, "-s", "1,3,8,8")
+    assert failed.exit_code != 0 and "--tracer meta" in failed.output
+    out = tmp_path / "space.yaml"
+    r = run("searchify", model, "-s", "1,3,8,8", "--tracer", "meta", "-c", "ORIG,DW3", "--out", str(out))
+    assert r.exit_code == 0, r.output
+    assert read_space(out)[1]["tracer"] == "meta"
+    assert set(load_supernet(out).space.describe()) == {"c1", "c2"}
+    bad = run("searchify", model, "-s", "1,3,8,8", "--tracer", "jit")
+    assert bad.exit_code != 0 and "unknown tracer 'jit'" in bad.output
