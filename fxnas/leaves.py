@@ -63,8 +63,9 @@ class LayerSubclass(LeafRule):
 
 @LEAF_RULES.register("linear_like")
 class LinearLike(LeafRule):
-    """Layers that compute a linear map without being an nn.Linear (Hugging Face's ``Conv1D``), kept whole when
-    the pattern selects them (see ``fxnas.linear_like``)."""
+    """Linear maps that are not an nn.Linear (Hugging Face's ``Conv1D``), kept whole when the pattern selects them.
+
+    See ``fxnas.linear_like``."""
 
     def is_leaf(self, module: nn.Module, qualname: str, selects: Selects) -> bool:
         return is_transposed_linear(module) and bool(selects(module))

@@ -118,9 +118,10 @@ def hf_tracer(model: nn.Module, req: TraceRequest) -> fx.GraphModule:
 
 @TRACERS.register("meta")
 def meta_tracer(model: nn.Module, req: TraceRequest) -> fx.GraphModule:
-    """HFTracer on any module: every traced value carries a meta tensor of its shape at the example inputs, so
-    shape-dependent Python (``if x.ndim != 4``, ``if H == W``) is decided at those shapes. The graph is
-    specialised to them, as an export at fixed shapes is."""
+    """HFTracer on any module: shape-dependent Python is decided at the example inputs' shapes.
+
+    Every traced value carries a meta tensor of its shape, so ``if x.ndim != 4`` or ``if H == W`` take the
+    branch the example takes; the graph is specialised to those shapes, as an export at fixed shapes is."""
     return _hf_trace(model, req, "meta")
 
 
