@@ -1,4 +1,4 @@
-"""The Hugging Face zoo: BERT, GPT-2, ViT and Whisper's encoder built from small configs (random weights),
+"""The Hugging Face zoo: BERT, GPT-2, ViT, Whisper's encoder and Llama built from small configs (random weights),
 searched with the ``linear`` pattern: trace ≡ eager, the pattern finds every linear the forward calls (GPT-2's
 Conv1D too), all-ORIG ≡ model,
 a sampled subnet ≡ the supernet, ONNX ≡ torch.
@@ -51,7 +51,14 @@ def whisper_encoder() -> tuple[nn.Module, torch.Tensor]:
     return transformers.WhisperModel(cfg).get_encoder(), torch.randn(1, 16, 32)
 
 
-MODELS = {"bert": bert, "gpt2": gpt2, "vit": vit, "whisper_encoder": whisper_encoder}
+def llama() -> tuple[nn.Module, torch.Tensor]:
+    """Llama: rotary embeddings, grouped-query attention, RMS norms, a causal mask from create_causal_mask."""
+    cfg = transformers.LlamaConfig(vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                                   num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=32)
+    return transformers.LlamaModel(cfg), torch.randint(0, 64, (1, 12))
+
+
+MODELS = {"bert": bert, "gpt2": gpt2, "vit": vit, "whisper_encoder": whisper_encoder, "llama": llama}
 
 
 def candidates(spec: SlotSpec) -> list[str]:
