@@ -55,3 +55,8 @@ def missing_file(what: str, path: object, error: type[FxnasError] = ConfigError)
 class HiddenByLeafWarning(UserWarning):
     """Modules a pattern would match sit inside a trace leaf (a module traced as one call), so no slot reaches
     them; the message names each leaf, the rule or type that made it one, and what it hides."""
+
+
+class WeightsReadWarning(UserWarning):
+    """A module a pattern selects is left as it is because the forward reads its weights as values outside its
+    call (a slot's candidates may have no such weights); the message names each one."""

@@ -1,6 +1,7 @@
 """Hugging Face's fx tracer (``transformers.utils.fx.HFTracer``), driven so that it traces current models.
 
-``transformers.utils.fx.symbolic_trace`` fails on two things recent transformers 4.x models do:
+Used by the ``hf`` tracer (Hugging Face models) and the ``meta`` tracer (any module, traced at its example
+inputs). ``transformers.utils.fx.symbolic_trace`` fails on what recent transformers 4.x models do:
 
 - attention masks built with ``torch.vmap`` (``masking_utils.sdpa_mask``: GPT-2, Llama and every model on
   ``create_causal_mask``), which cannot vmap over proxies. While tracing, the ``sdpa`` and ``eager`` mask
@@ -158,7 +159,7 @@ def hf_symbolic_trace(hf_fx: Any, model: nn.Module, inputs: Mapping[str, Any],
     named_forward(model)
     config = getattr(model, "config", None)
     if "past_key_values" not in inputs and getattr(config, "use_cache", False):
-        model.config.use_cache = False  # (symbolic_trace does the same: a cache would be a graph output)
+        config.use_cache = False  # (symbolic_trace does the same: a cache would be a graph output)
     with traceable_masks():
         dummy = None if hf_fx.is_model_supported(model) else dict(inputs)
         tracer = _tracer_class(hf_fx, leaf)(autowrap_functions=autowrap)

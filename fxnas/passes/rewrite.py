@@ -11,7 +11,7 @@ import torch.fx as fx
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import HiddenByLeafWarning, PatternError
+from ..errors import HiddenByLeafWarning, PatternError, WeightsReadWarning
 from ..graph import input_shape, node_shape
 from ..slot import Slot, SlotSpec, spec_from_module
 from ..supernet import replace_submodule
@@ -26,17 +26,27 @@ def rewrite(gm: fx.GraphModule, pattern: PatternLike, allow_empty: bool = False)
         return _rewrite_subgraphs(gm, pat, allow_empty)
     found: list[str] = []
     seen: set[str] = set()
+    read: list[str] = []
     for node in gm.graph.nodes:
         if node.op != "call_module" or node.target in seen:
             continue
         mod = gm.get_submodule(node.target)
-        if isinstance(mod, Slot) or not pat.matches(gm, node) or not _free_of_attribute_reads(gm, node.target):
+        if isinstance(mod, Slot) or not pat.matches(gm, node):
+            continue
+        if not _free_of_attribute_reads(gm, node.target):
+            read.append(node.target)
+            seen.add(node.target)
             continue
         seen.add(node.target)
         spec = spec_from_module(mod, input_shape(node), node_shape(node), name=node.target)
         replace_submodule(gm, node.target, Slot(spec))
         found.append(node.target)
     _warn_hidden(gm, pat)
+    if read:
+        warnings.warn(WeightsReadWarning(
+            f"{len(read)} module(s) that pattern {pat.name!r} selects stay as they are: the forward reads their "
+            f"weights outside their call ({', '.join(read[:5])}); a slot's candidates could not provide them"),
+            stacklevel=2)
     if not found and not allow_empty:
         counts = Counter(type(gm.get_submodule(n.target)).__name__ for n in gm.graph.nodes if n.op == "call_module")
         have = ", ".join(f"{k} x{v}" for k, v in counts.most_common(8)) or "no modules"

@@ -8,7 +8,7 @@ from conftest import randomize_bn
 from torch import nn
 
 import fxnas
-from fxnas.errors import HiddenByLeafWarning, PatternError
+from fxnas.errors import HiddenByLeafWarning, PatternError, WeightsReadWarning
 from fxnas.modelfile import load_model
 from fxnas.slot import Slot
 from fxnas.supernet import slots
@@ -77,3 +77,18 @@ def test_modules_inside_a_leaf_are_reported_not_slotted() -> None:
     assert fxnas.hidden_by_leaves(gm, "pwconv") == {}
     with pytest.warns(HiddenByLeafWarning, match=r"1 module\(s\) that pattern 'conv' .* 1 \(_Leafy\): 1"):
         assert fxnas.rewrite(gm, "conv") == ["0", "2"]
+
+
+class _ReadsWeight(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv, self.head = nn.Conv2d(3, 4, 1), nn.Conv2d(4, 4, 1)
+
+    def forward(self, x):
+        return self.head(self.conv(x)) + self.conv.weight.sum()  # the weight as a value: no slot can stand in
+
+
+def test_a_module_whose_weights_are_read_as_values_is_not_slotted_and_said() -> None:
+    gm = fxnas.trace(_ReadsWeight(), torch.randn(1, 3, 4, 4))
+    with pytest.warns(WeightsReadWarning, match=r"1 module\(s\) .* stay as they are: .*\(conv\)"):
+        assert fxnas.rewrite(gm, "conv") == ["head"]
