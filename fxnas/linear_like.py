@@ -9,21 +9,24 @@ import torch
 from torch import nn
 
 
-def is_transposed_linear(module: nn.Module) -> bool:
+def is_transposed_linear(module: nn.Module | None) -> bool:
     """True for Hugging Face's ``Conv1D``: ``x @ weight + bias`` with ``weight`` of shape ``(in, out)``."""
+    if not isinstance(module, nn.Module):
+        return False
     cls = type(module)
     w = module._parameters.get("weight")  # not getattr: under a tracer that proxies parameters it is a Proxy
     return cls.__name__ == "Conv1D" and cls.__module__.startswith("transformers.") and w is not None and w.dim() == 2
 
 
-def is_linear_like(module: nn.Module) -> bool:
-    """An ``nn.Linear`` (subclasses included) or a layer computing one (see the module docstring)."""
+def is_linear_like(module: nn.Module | None) -> bool:
+    """An ``nn.Linear`` (subclasses included) or a layer computing one (see the module docstring); False for
+    None (a slot without an original)."""
     return isinstance(module, nn.Linear) or is_transposed_linear(module)
 
 
-def as_linear(module: nn.Module) -> nn.Linear | None:
+def as_linear(module: nn.Module | None) -> nn.Linear | None:
     """An ``nn.Linear`` computing what ``module`` computes: the module itself for a Linear, a copy of the weights
-    for a transposed one, None for anything else."""
+    for a transposed one, None for anything else (None included)."""
     if isinstance(module, nn.Linear):
         return module
     if not is_transposed_linear(module):

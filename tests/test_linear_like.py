@@ -48,3 +48,7 @@ def test_linear_pattern_slots_conv1d_and_low_rank_starts_from_its_weights() -> N
             assert_close(sub(x), model(x), rtol=1e-4, atol_scale=1e-5)
     sub = fxnas.materialize(net, {"fc": "IDT", "proj": "ORIG"})  # 8 -> 24: a linear on the last dim
     assert sub(x).shape == (2, 5, 8)
+
+
+def test_no_module_is_no_linear() -> None:
+    assert as_linear(None) is None and not is_linear_like(None) and not is_transposed_linear(None)

@@ -85,8 +85,7 @@ def identity(spec: SlotSpec) -> nn.Module:
     """
     if spec.in_shape == spec.out_shape:
         return nn.Identity()
-    linear = spec.original is not None and is_linear_like(spec.original)
-    if linear or (spec.in_shape is not None and len(spec.in_shape) == 2):
+    if is_linear_like(spec.original) or (spec.in_shape is not None and len(spec.in_shape) == 2):
         return nn.Linear(spec.in_channels, spec.out_channels, bias=False)
     cin, cout, s = require_conv_spec("IDT", spec, GENERIC_DIMS)
     return conv_bn(cin, cout, 1, s, act=None, dim=conv_dims(spec))

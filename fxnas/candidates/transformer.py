@@ -37,7 +37,7 @@ def _positive(name: str, v: str, low: int = 1, high: int | None = None) -> int:
 
 def _linear_dims(name: str, spec: SlotSpec) -> tuple[int, int]:
     """(in, out) features of a linear slot, or ShapeError saying which slots the candidate needs."""
-    lin = as_linear(spec.original) if spec.original is not None else None
+    lin = as_linear(spec.original)
     if lin is not None:
         return lin.in_features, lin.out_features
     if spec.in_shape is not None and len(spec.in_shape) == 2 and spec.in_channels and spec.out_channels:
@@ -158,7 +158,7 @@ def _low_rank(p: str):
     def build(spec: SlotSpec) -> nn.Module:
         cin, cout = _linear_dims(f"LR{p}", spec)
         rank = max(1, round(pct / 100 * min(cin, cout)))
-        lin = as_linear(spec.original) if spec.original is not None else None
+        lin = as_linear(spec.original)
         if lin is not None:
             return LowRankLinear.from_linear(lin, rank)
         return LowRankLinear(cin, cout, rank, bias=spec.bias)
