@@ -33,11 +33,10 @@ def rewrite(gm: fx.GraphModule, pattern: PatternLike, allow_empty: bool = False)
         mod = gm.get_submodule(node.target)
         if isinstance(mod, Slot) or not pat.matches(gm, node):
             continue
-        if not _free_of_attribute_reads(gm, node.target):
-            read.append(node.target)
-            seen.add(node.target)
-            continue
         seen.add(node.target)
+        if not _stand_in_for_metadata_reads(gm, node.target):
+            read.append(node.target)
+            continue
         spec = spec_from_module(mod, input_shape(node), node_shape(node), name=node.target)
         replace_submodule(gm, node.target, Slot(spec))
         found.append(node.target)
@@ -99,8 +98,8 @@ def _warn_hidden(gm: fx.GraphModule, pat: PatternLike) -> None:
 _METADATA = ("dtype", "device")
 
 
-def _free_of_attribute_reads(gm: fx.GraphModule, path: str) -> bool:
-    """Whether the module at ``path`` can leave the graph: nothing but its call reads its tensors.
+def _stand_in_for_metadata_reads(gm: fx.GraphModule, path: str) -> bool:
+    """Let the module at ``path`` leave the graph; False (nothing changed) when its tensors are read as values.
 
     A forward that reads only ``self.conv.weight.dtype``/``.device`` (timm's XCiT positional encoding) gets a
     zero-size buffer of the same dtype and device in the weight's place, which follows ``.to()`` as the weight
