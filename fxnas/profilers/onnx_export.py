@@ -237,28 +237,31 @@ def _check(outs: list[np.ndarray], exp: list[torch.Tensor], ref: list[np.ndarray
     return worst, tol_used
 
 
-def _simplified(model: Any, path: Path, args: tuple[Any, ...], fallbacks: list[str]) -> tuple[Any, bool]:
-    """onnxsim's simplification of ``model`` when onnxsim succeeds and onnxruntime runs its result on ``args``,
-    else ``model`` as exported: onnxsim can fold a Reshape into one onnxruntime's shape inference rejects
-    (timm's cpubone), or fail on a graph it rewrote itself (timm's hieradet)."""
+def _simplified(model: Any, path: Path, args: tuple[Any, ...],
+                fallbacks: list[str]) -> tuple[Any, bool, list[np.ndarray] | None]:
+    """(model, simplified, onnxruntime's outputs on ``args`` or None where not run).
+
+    onnxsim's simplification when onnxsim succeeds and onnxruntime runs its result, else ``model`` as exported:
+    onnxsim can fold a Reshape into one onnxruntime's shape inference rejects (timm's cpubone), or fail on a
+    graph it rewrote itself (timm's hieradet)."""
     from onnxsim import simplify as onnxsim_simplify
 
     try:
         small, ok = onnxsim_simplify(model)
     except Exception as exc:  # onnxsim's own failure (timm's hieradet: it cannot sort the graph it made)
         fallbacks.append(f"onnxsim: {_first_line(exc)}; the file is written unsimplified")
-        return model, False
+        return model, False, None
     if not ok:
         raise FxnasError(f"onnxsim could not validate the simplified model of {path}")
     if small.ByteSize() >= 2**31:  # over protobuf's in-memory limit: onnxsim checked it, trust that
-        return small, True
+        return small, True, None
     try:
-        run_onnx(small.SerializeToString(), args)
+        outs = run_onnx(small.SerializeToString(), args)
     except Exception as exc:
         fallbacks.append(f"onnxsim: onnxruntime rejects the simplified file ({_first_line(exc)}); "
                          f"the file is written unsimplified")
-        return model, False
-    return small, True
+        return model, False, None
+    return small, True, outs
 
 
 def export(
@@ -308,7 +311,7 @@ def export(
                     # exported with autograd on: under no_grad, nn.MultiheadAttention takes its fused fast
                     # path, aten::_native_multi_head_attention, which has no ONNX symbolic
                     _RUNNERS[name](m, args, path, opset, len(expected), dynamic_batch)
-                run_onnx(path, args)  # an exporter can write a file onnxruntime rejects: then try the next
+                outs = run_onnx(path, args)  # an exporter can write a file onnxruntime rejects: try the next
                 break
             except Exception as exc:
                 fallbacks.append(f"{name}/{attention}: {_first_line(exc)}")
@@ -320,8 +323,10 @@ def export(
         module.train(was)
     model = onnx.load(str(path))
     simplified = False
-    if simplify:
-        model, simplified = _simplified(model, path, args, fallbacks)
+    if simplify:  # outs: onnxruntime's outputs for the graph written below (the metadata does not change them)
+        model, simplified, small_outs = _simplified(model, path, args, fallbacks)
+        if simplified:
+            outs = small_outs
     for k, v in {"exporter": name, "attention": attention, "opset": str(opset),
                  "simplified": str(simplified).lower()}.items():
         entry = model.metadata_props.add()
@@ -329,7 +334,7 @@ def export(
     onnx.save(model, str(path))
     err = tol = None
     if check:
-        err, tol = _check(run_onnx(path, args), expected, ref, rtol, atol, noise_factor)
+        err, tol = _check(run_onnx(path, args) if outs is None else outs, expected, ref, rtol, atol, noise_factor)
     return OnnxExport(path, name, attention, opset, dynamic_batch, None if not check else
                       ("float64" if ref is not None else "float32"), err, tol, tuple(fallbacks), simplified)
 
