@@ -44,8 +44,8 @@ def stage_key(testcase: ET.Element) -> str:
 def first_line(text: str) -> str:
     """The message's first line that says something, shortened for a table cell."""
     lines = [ln.strip() for ln in (text or "").splitlines() if ln.strip()]
-    useful = [ln for ln in lines if ln.startswith("E ")] or lines
-    return (useful[0][2:].strip() if useful and useful[0].startswith("E ") else (useful[0] if useful else ""))[:160]
+    errors = [ln[2:].strip() for ln in lines if ln.startswith("E ")]  # pytest's "E   ..." lines
+    return (errors or lines or [""])[0][:160]
 
 
 def measure(model: str, limit: float) -> dict:
@@ -65,7 +65,7 @@ def measure(model: str, limit: float) -> dict:
             return {"model": model, "error": "pytest wrote no report", "seconds": seconds}
         stages = {}
         for tc in ET.parse(xml).getroot().iter("testcase"):
-            bad = tc.find("failure") if tc.find("failure") is not None else tc.find("error")
+            bad = next((e for e in (tc.find("failure"), tc.find("error")) if e is not None), None)
             skip = tc.find("skipped")
             outcome = "failed" if bad is not None else "skipped" if skip is not None else "passed"
             msg = first_line(bad.get("message", "") + "\n" + (bad.text or "")) if bad is not None else ""
